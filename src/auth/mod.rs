@@ -1,0 +1,1 @@
+//! Authentication: token04 tokens and the development-only app-sign challenge.
