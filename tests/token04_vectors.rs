@@ -44,7 +44,8 @@ fn cbc_ok() -> DecodeOptions {
 
 #[test]
 fn python_gcm_token_decodes_with_all_fields() {
-    let payload = json!({"room_id": "room1", "privilege": {"1": 1, "2": 0}, "stream_id_list": ["a", "b"]});
+    let payload =
+        json!({"room_id": "room1", "privilege": {"1": 1, "2": 0}, "stream_id_list": ["a", "b"]});
     let t = py_mint("gcm", payload, NOW + 3600);
     let c = token04::decode(&t, SECRET, NOW, DecodeOptions::default()).unwrap();
     assert_eq!(c.app_id, 3141592653);
@@ -92,7 +93,10 @@ fn python_expired_token_is_expired_and_wrong_secret_is_invalid() {
     );
     let t = py_mint("cbc", json!(""), NOW + 100);
     let wrong = "ffffffffffffffffffffffffffffffff";
-    assert_eq!(token04::decode(&t, wrong, NOW, cbc_ok()), Err(TokenError::Invalid));
+    assert_eq!(
+        token04::decode(&t, wrong, NOW, cbc_ok()),
+        Err(TokenError::Invalid)
+    );
 }
 
 #[test]
@@ -116,7 +120,8 @@ fn our_tokens_decode_in_python() {
         token04::mint_legacy_cbc(&req, SECRET, &mut rng).unwrap(),
     ] {
         let plain: Value =
-            serde_json::from_str(&python("decode", &json!({"secret": SECRET, "token": t}))).unwrap();
+            serde_json::from_str(&python("decode", &json!({"secret": SECRET, "token": t})))
+                .unwrap();
         assert_eq!(plain["app_id"], 42);
         assert_eq!(plain["user_id"], "browser-1");
         assert_eq!(plain["ctime"], NOW);

@@ -99,6 +99,9 @@ mod tests {
     fn app_sign_must_be_32_bytes_of_hex() {
         assert!(valid_app_sign(SIGN));
         assert!(!valid_app_sign("abc"));
-        assert_eq!(proof("xyz", "n", 1, "r", "u"), Err(AppSignError::BadAppSign));
+        assert_eq!(
+            proof("xyz", "n", 1, "r", "u"),
+            Err(AppSignError::BadAppSign)
+        );
     }
 }

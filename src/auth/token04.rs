@@ -189,7 +189,8 @@ impl<'a> Reader<'a> {
         Some(head)
     }
     fn u16(&mut self) -> Option<usize> {
-        self.take(2).map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)
+        self.take(2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)
     }
     fn i64(&mut self) -> Option<i64> {
         let b = self.take(8)?;
@@ -373,7 +374,12 @@ pub fn mint_legacy_cbc<R: rand::RngCore>(
     if ct.len() > u16::MAX as usize {
         return Err(MintError::Encode("token payload too large".into()));
     }
-    Ok(pack(req.now_unix.saturating_add(req.ttl_secs), &iv, &ct, None))
+    Ok(pack(
+        req.now_unix.saturating_add(req.ttl_secs),
+        &iv,
+        &ct,
+        None,
+    ))
 }
 
 #[cfg(test)]
@@ -471,7 +477,11 @@ mod tests {
             assert_ne!(r, Err(TokenError::Expired));
         }
         for bad in ["", "04", "03abc", "04!!!!", "04AAAA", &t[..t.len() - 4]] {
-            assert_eq!(decode(bad, SECRET, now, o), Err(TokenError::Invalid), "{bad}");
+            assert_eq!(
+                decode(bad, SECRET, now, o),
+                Err(TokenError::Invalid),
+                "{bad}"
+            );
         }
         let other = "ffffffffffffffffffffffffffffffff";
         assert_eq!(decode(&t, other, now, o), Err(TokenError::Invalid));

@@ -9,7 +9,11 @@ use roomcam::auth::{self, Privileges};
 use roomcam::server::{self, ServerConfig};
 
 #[derive(Parser)]
-#[command(name = "roomcam-server", version, about = "The roomcam room service: signalling, auth, rooms and the SFU")]
+#[command(
+    name = "roomcam-server",
+    version,
+    about = "The roomcam room service: signalling, auth, rooms and the SFU"
+)]
 struct Cli {
     /// The server config file (TOML); see config/roomcam-server.example.toml.
     #[arg(long, value_name = "FILE")]
@@ -98,7 +102,9 @@ fn main() -> Result<()> {
         }
         None => {
             let Some(path) = cli.config else {
-                bail!("no config: run `roomcam-server --config FILE` (see config/roomcam-server.example.toml)");
+                bail!(
+                    "no config: run `roomcam-server --config FILE` (see config/roomcam-server.example.toml)"
+                );
             };
             init_tracing();
             let config = ServerConfig::load(&path)?;

@@ -50,7 +50,9 @@ fn demo(listen: SocketAddr) -> Result<()> {
     let secret: String = {
         use rand::Rng;
         let mut rng = rand::thread_rng();
-        (0..32).map(|_| rng.sample(rand::distributions::Alphanumeric) as char).collect()
+        (0..32)
+            .map(|_| rng.sample(rand::distributions::Alphanumeric) as char)
+            .collect()
     };
     let text = format!(
         "listen = \"{listen}\"\ndev_token_endpoint = true\n[media]\nudp_port = 0\n[[apps]]\napp_id = {DEMO_APP_ID}\nserver_secret = \"{secret}\"\n"

@@ -75,18 +75,27 @@ mod tests {
         assert_eq!(validate_room_id("has space"), Err(ErrorCode::InvalidRoomId));
         assert_eq!(validate_room_id("ümlaut"), Err(ErrorCode::InvalidRoomId));
         assert!(validate_room_id(&"r".repeat(128)).is_ok());
-        assert_eq!(validate_room_id(&"r".repeat(129)), Err(ErrorCode::InvalidRoomId));
+        assert_eq!(
+            validate_room_id(&"r".repeat(129)),
+            Err(ErrorCode::InvalidRoomId)
+        );
     }
 
     #[test]
     fn user_ids_and_names() {
         assert!(validate_user_id(&"u".repeat(64)).is_ok());
-        assert_eq!(validate_user_id(&"u".repeat(65)), Err(ErrorCode::InvalidUserId));
+        assert_eq!(
+            validate_user_id(&"u".repeat(65)),
+            Err(ErrorCode::InvalidUserId)
+        );
         assert_eq!(validate_user_id("a\"b"), Err(ErrorCode::InvalidUserId));
         assert!(validate_user_name("Anna — living room").is_ok());
         assert!(validate_user_name("").is_ok());
         assert_eq!(validate_user_name("a\nb"), Err(ErrorCode::InvalidUserName));
-        assert_eq!(validate_user_name(&"n".repeat(257)), Err(ErrorCode::InvalidUserName));
+        assert_eq!(
+            validate_user_name(&"n".repeat(257)),
+            Err(ErrorCode::InvalidUserName)
+        );
     }
 
     #[test]
@@ -95,6 +104,9 @@ mod tests {
         assert_eq!(validate_stream_id("a.b"), Err(ErrorCode::InvalidStreamId));
         assert_eq!(validate_stream_id(""), Err(ErrorCode::InvalidStreamId));
         assert!(validate_stream_id(&"s".repeat(256)).is_ok());
-        assert_eq!(validate_stream_id(&"s".repeat(257)), Err(ErrorCode::InvalidStreamId));
+        assert_eq!(
+            validate_stream_id(&"s".repeat(257)),
+            Err(ErrorCode::InvalidStreamId)
+        );
     }
 }

@@ -79,7 +79,12 @@ pub struct Login {
 
 /// Messages a client sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
+)]
 pub enum ClientMessage {
     /// Log into a room (creating it if it does not exist).
     Login(Login),
@@ -155,7 +160,12 @@ impl ClientMessage {
 
 /// Messages the server sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
+)]
 pub enum ServerMessage {
     /// First message on every connection.
     Hello {
@@ -319,7 +329,9 @@ mod tests {
     fn login_round_trips_with_camel_case_fields() {
         let text = r#"{"type":"login","version":1,"appId":7,"roomId":"r1","userId":"u1","userName":"U","token":"04x","userUpdates":true}"#;
         let m = parse_client_message(text).unwrap();
-        let ClientMessage::Login(l) = &m else { panic!("not a login: {m:?}") };
+        let ClientMessage::Login(l) = &m else {
+            panic!("not a login: {m:?}")
+        };
         assert_eq!(l.app_id, 7);
         assert!(l.user_updates);
         let back = serde_json::to_string(&m).unwrap();
@@ -332,7 +344,10 @@ mod tests {
             parse_client_message(r#"{"type":"dance"}"#),
             Err(ParseError::UnknownType("dance".into()))
         );
-        assert!(matches!(parse_client_message("{"), Err(ParseError::Malformed(_))));
+        assert!(matches!(
+            parse_client_message("{"),
+            Err(ParseError::Malformed(_))
+        ));
         assert!(matches!(
             parse_client_message(r#"{"type":"publish"}"#),
             Err(ParseError::Malformed(_))
@@ -341,7 +356,10 @@ mod tests {
             parse_client_message(r#"{"type":"heartbeat","extra":1}"#),
             Err(ParseError::Malformed(_))
         ));
-        assert!(matches!(parse_client_message("[1,2]"), Err(ParseError::Malformed(_))));
+        assert!(matches!(
+            parse_client_message("[1,2]"),
+            Err(ParseError::Malformed(_))
+        ));
     }
 
     #[test]

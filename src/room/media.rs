@@ -30,7 +30,10 @@ pub enum MediaCommand {
         mids: TrackMids,
     },
     /// The stream is gone (stop, logout, kick, timeout): stop its media and tell its players.
-    Unpublish { session: SessionId, stream: StreamKey },
+    Unpublish {
+        session: SessionId,
+        stream: StreamKey,
+    },
     /// `session` plays `stream` on its m-lines `mids`.
     Play {
         session: SessionId,
@@ -38,7 +41,10 @@ pub enum MediaCommand {
         mids: TrackMids,
     },
     /// `session` stops playing `stream`.
-    StopPlay { session: SessionId, stream: StreamKey },
+    StopPlay {
+        session: SessionId,
+        stream: StreamKey,
+    },
     /// An SDP offer from a logged-in session.
     Offer { session: SessionId, sdp: String },
     /// A trickled ICE candidate from a logged-in session.

@@ -282,7 +282,7 @@ impl RoomService {
                     return Err((ErrorCode::NotPublishing, None));
                 }
                 let app_id = member.app_id;
-                self.unpublish(app_id, &[stream_id.clone()]);
+                self.unpublish(app_id, std::slice::from_ref(&stream_id));
                 self.send(session, ServerMessage::StopPublishResult { stream_id });
                 Ok(())
             }
@@ -348,12 +348,13 @@ impl RoomService {
         user_id: &str,
         room_id: &str,
     ) -> Result<auth::TokenClaims, ErrorCode> {
-        let claims = auth::token04::decode(token, &app.server_secret, now.unix, self.decode_options())
-            .map_err(|e| match e {
-                TokenError::Invalid => ErrorCode::TokenInvalid,
-                TokenError::Expired => ErrorCode::TokenExpired,
-                TokenError::LegacyRefused => ErrorCode::LegacyTokenRefused,
-            })?;
+        let claims =
+            auth::token04::decode(token, &app.server_secret, now.unix, self.decode_options())
+                .map_err(|e| match e {
+                    TokenError::Invalid => ErrorCode::TokenInvalid,
+                    TokenError::Expired => ErrorCode::TokenExpired,
+                    TokenError::LegacyRefused => ErrorCode::LegacyTokenRefused,
+                })?;
         if claims.app_id != app.app_id || claims.user_id != user_id {
             return Err(ErrorCode::TokenUserMismatch);
         }
@@ -576,7 +577,13 @@ impl RoomService {
         let others: Vec<SessionId> = app
             .rooms
             .get(&room_id)
-            .map(|r| r.members.iter().copied().filter(|m| *m != session).collect())
+            .map(|r| {
+                r.members
+                    .iter()
+                    .copied()
+                    .filter(|m| *m != session)
+                    .collect()
+            })
             .unwrap_or_default();
         if let Some(m) = self.member_mut(session) {
             m.published.insert(stream_id.clone());
@@ -796,7 +803,11 @@ impl RoomService {
     /// Takes a session out of its room: its streams are unpublished, its plays stopped, and its
     /// peers told. The connection stays open (after a logout) unless the caller closes it.
     fn remove_member(&mut self, session: SessionId) {
-        let Some(member) = self.sessions.get_mut(&session).and_then(|s| s.member.take()) else {
+        let Some(member) = self
+            .sessions
+            .get_mut(&session)
+            .and_then(|s| s.member.take())
+        else {
             return;
         };
         let published: Vec<String> = member.published.iter().cloned().collect();
@@ -980,7 +991,10 @@ impl RoomService {
 
     /// Logged-in sessions.
     pub fn member_count(&self) -> usize {
-        self.sessions.values().filter(|s| s.member.is_some()).count()
+        self.sessions
+            .values()
+            .filter(|s| s.member.is_some())
+            .count()
     }
 
     /// Rooms with at least one user, over all apps.
@@ -1017,28 +1031,46 @@ impl RoomService {
         let _ = writeln!(out, "# HELP roomcam_logins_total Successful logins.");
         let _ = writeln!(out, "# TYPE roomcam_logins_total counter");
         let _ = writeln!(out, "roomcam_logins_total {}", m.logins);
-        let _ = writeln!(out, "# HELP roomcam_sessions_opened_total Connections accepted.");
+        let _ = writeln!(
+            out,
+            "# HELP roomcam_sessions_opened_total Connections accepted."
+        );
         let _ = writeln!(out, "# TYPE roomcam_sessions_opened_total counter");
         let _ = writeln!(out, "roomcam_sessions_opened_total {}", m.sessions_opened);
-        let _ = writeln!(out, "# HELP roomcam_messages_total Client messages by type.");
+        let _ = writeln!(
+            out,
+            "# HELP roomcam_messages_total Client messages by type."
+        );
         let _ = writeln!(out, "# TYPE roomcam_messages_total counter");
         for kind in ClientMessage::KINDS {
             let n = m.messages_in.get(kind).copied().unwrap_or(0);
             let _ = writeln!(out, "roomcam_messages_total{{type=\"{kind}\"}} {n}");
         }
-        let _ = writeln!(out, "# HELP roomcam_rejected_frames_total Frames refused before dispatch, by error code.");
+        let _ = writeln!(
+            out,
+            "# HELP roomcam_rejected_frames_total Frames refused before dispatch, by error code."
+        );
         let _ = writeln!(out, "# TYPE roomcam_rejected_frames_total counter");
         for (code, n) in &m.rejected_frames {
             let _ = writeln!(out, "roomcam_rejected_frames_total{{code=\"{code}\"}} {n}");
         }
-        let _ = writeln!(out, "# HELP roomcam_auth_failures_total Refused logins and renewals, by error code.");
+        let _ = writeln!(
+            out,
+            "# HELP roomcam_auth_failures_total Refused logins and renewals, by error code."
+        );
         let _ = writeln!(out, "# TYPE roomcam_auth_failures_total counter");
         let total: u64 = m.auth_failures.values().sum();
         let _ = writeln!(out, "roomcam_auth_failures_total {total}");
         for (code, n) in &m.auth_failures {
-            let _ = writeln!(out, "roomcam_auth_failures_by_code_total{{code=\"{code}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "roomcam_auth_failures_by_code_total{{code=\"{code}\"}} {n}"
+            );
         }
-        let _ = writeln!(out, "# HELP roomcam_kicks_total Sessions ended by the server, by error code.");
+        let _ = writeln!(
+            out,
+            "# HELP roomcam_kicks_total Sessions ended by the server, by error code."
+        );
         let _ = writeln!(out, "# TYPE roomcam_kicks_total counter");
         for (code, n) in &m.kicks {
             let _ = writeln!(out, "roomcam_kicks_total{{code=\"{code}\"}} {n}");

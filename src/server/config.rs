@@ -219,7 +219,9 @@ impl ServerConfig {
             }
         }
         if l.message_bytes < 1024 {
-            return Err("[limits] message_bytes must be at least 1024 (an SDP offer is larger)".into());
+            return Err(
+                "[limits] message_bytes must be at least 1024 (an SDP offer is larger)".into(),
+            );
         }
         if self.session.heartbeat_interval_secs == 0
             || self.session.timeout_secs <= self.session.heartbeat_interval_secs
@@ -293,7 +295,9 @@ server_secret = "0123456789abcdef0123456789abcdef"
 
     #[test]
     fn unknown_key_names_key_and_line() {
-        let e = parse(&format!("{GOOD}\nfavourite_colour = 3\n")).unwrap_err().to_string();
+        let e = parse(&format!("{GOOD}\nfavourite_colour = 3\n"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("favourite_colour"), "{e}");
         assert!(e.contains("line"), "{e}");
         assert!(e.contains("test.toml"), "{e}");

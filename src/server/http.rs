@@ -14,8 +14,8 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::hub::{HubEvent, OUTGOING_QUEUE, Outgoing};
 use super::config::ServerConfig;
+use super::hub::{HubEvent, OUTGOING_QUEUE, Outgoing};
 use crate::auth;
 
 /// Shared by all handlers.
@@ -90,7 +90,10 @@ async fn dev_token(
             .into_response();
     }
     if !peer.ip().is_loopback() {
-        return (StatusCode::FORBIDDEN, "dev tokens are minted for loopback callers only\n")
+        return (
+            StatusCode::FORBIDDEN,
+            "dev tokens are minted for loopback callers only\n",
+        )
             .into_response();
     }
     let Some(app) = st.config.apps.iter().find(|a| a.app_id == q.app_id) else {
@@ -122,7 +125,12 @@ async fn ws_upgrade(State(st): State<AppState>, ws: WebSocketUpgrade) -> Respons
     };
     // Frames above the configured limit get an error from the room logic; far larger ones are
     // refused by the WebSocket layer itself.
-    let cap = st.config.limits.message_bytes.saturating_mul(4).max(64 * 1024);
+    let cap = st
+        .config
+        .limits
+        .message_bytes
+        .saturating_mul(4)
+        .max(64 * 1024);
     ws.max_message_size(cap)
         .max_frame_size(cap)
         .on_upgrade(move |socket| async move {
@@ -187,13 +195,23 @@ async fn connection(socket: WebSocket, hub: mpsc::Sender<HubEvent>) {
             _ = &mut writer => {
                 // The server closed this session (kick, shutdown, slow consumer).
                 let _ = reader_hub.send(HubEvent::Disconnect { session }).await;
+                // Linger: read (and drop) what the client still sends, so that closing with
+                // unread input does not reset the connection and destroy the `kicked` message
+                // in flight to it.
+                let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                    while let Some(Ok(_)) = stream.next().await {}
+                })
+                .await;
                 return;
             }
         }
     }
     let _ = hub.send(HubEvent::Disconnect { session }).await;
     // Let the writer flush what the room logic queued, then stop it.
-    if tokio::time::timeout(Duration::from_secs(2), &mut writer).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(2), &mut writer)
+        .await
+        .is_err()
+    {
         writer.abort();
     }
 }

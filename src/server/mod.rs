@@ -76,7 +76,9 @@ pub async fn run_with_control(
     let (hub_tx, hub_rx) = mpsc::channel(4096);
     let hub = Hub::new(config.room_config(), hub_rx);
     let hub_task = tokio::spawn(hub.run());
-    on_start(Control { hub: hub_tx.clone() });
+    on_start(Control {
+        hub: hub_tx.clone(),
+    });
     let max = if config.limits.max_connections == 0 {
         10_000
     } else {
@@ -96,7 +98,11 @@ pub async fn run_with_control(
         shutdown.await;
         tracing::info!("shutting down: telling every session");
         let (reply, done) = oneshot::channel();
-        if shutdown_hub.send(HubEvent::Shutdown { reply }).await.is_ok() {
+        if shutdown_hub
+            .send(HubEvent::Shutdown { reply })
+            .await
+            .is_ok()
+        {
             let _ = tokio::time::timeout(Duration::from_secs(5), done).await;
         }
         let _ = drained_tx.send(());
