@@ -62,11 +62,20 @@ fn demo(listen: SocketAddr) -> Result<()> {
     rt.block_on(async move {
         let listener = server::bind(&config).await?;
         let addr = listener.local_addr()?;
-        println!("roomcam demo: room service on http://{addr}/ (app id {DEMO_APP_ID})");
-        println!("  WebSocket signalling: ws://{addr}/ws");
-        println!("  dev tokens: http://{addr}/api/dev-token?app_id={DEMO_APP_ID}&user_id=YOU&room_id=room1");
-        println!("  note: the device side (camera, screen) is not built yet; this runs the room service alone.");
-        println!("  Ctrl-C stops it.");
+        // Printing must not kill the demo when nobody reads its output any more.
+        let banner = format!(
+            "roomcam demo: room service on http://{addr}/ (app id {DEMO_APP_ID})\n  \
+             WebSocket signalling: ws://{addr}/ws\n  \
+             dev tokens: http://{addr}/api/dev-token?app_id={DEMO_APP_ID}&user_id=YOU&room_id=room1\n  \
+             note: the device side (camera, screen) is not built yet; this runs the room service alone.\n  \
+             Ctrl-C stops it.\n"
+        );
+        {
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(banner.as_bytes());
+            let _ = out.flush();
+        }
         server::run(listener, config, async {
             let _ = tokio::signal::ctrl_c().await;
         })

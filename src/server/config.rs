@@ -294,6 +294,14 @@ server_secret = "0123456789abcdef0123456789abcdef"
     }
 
     #[test]
+    fn the_example_config_is_valid() {
+        let text = include_str!("../../config/roomcam-server.example.toml");
+        let c = parse(text).unwrap();
+        assert_eq!(c.apps[0].app_id, 1234567890);
+        assert_eq!(c.media.udp_port, 50000);
+    }
+
+    #[test]
     fn unknown_key_names_key_and_line() {
         let e = parse(&format!("{GOOD}\nfavourite_colour = 3\n"))
             .unwrap_err()
