@@ -20,4 +20,4 @@ if ldd target/debug/roomcam-server | grep -Ei 'gst|asound'; then
 fi
 
 echo "==> cargo test"
-cargo test --all-targets
+cargo test
