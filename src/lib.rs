@@ -26,10 +26,11 @@
 //! tokio, sockets or files.
 
 pub mod auth;
+pub mod engine;
 pub mod protocol;
 pub mod room;
 // The SFU (issue 3) joins in its own commit.
-// pub mod sfu;
+pub mod sfu;
 
 #[cfg(feature = "server")]
 pub mod server;

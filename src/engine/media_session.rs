@@ -1,0 +1,423 @@
+//! [`MediaSession`]: the device's one WebRTC session (one str0m `Rtc`, frame-level API) with the
+//! SFU, carrying every stream this engine publishes and plays. Sans-IO: datagrams and time go
+//! in, datagrams, frames and requests come out.
+//!
+//! Negotiation: the device always offers. Publishing adds a sendonly video + audio pair of
+//! m-lines, playing a recvonly pair; changes made while an offer is out wait for its answer and
+//! go into the next offer. Stopping does not renegotiate: the SFU stops forwarding and the
+//! m-lines stay idle until the session is rebuilt (on reconnect).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::bwe::Bitrate;
+use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaKind, MediaTime, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+
+use crate::protocol::TrackMids;
+
+/// Audio or video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TrackKind {
+    Video,
+    Audio,
+}
+
+impl TrackKind {
+    /// RTP clock rate: 90 kHz video, 48 kHz Opus.
+    pub fn clock_rate(self) -> u64 {
+        match self {
+            TrackKind::Video => 90_000,
+            TrackKind::Audio => 48_000,
+        }
+    }
+}
+
+/// A change to negotiate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrackOp {
+    Publish(String),
+    Play(String),
+}
+
+/// What the media session asks of its owner.
+#[derive(Debug)]
+pub enum MediaOutput {
+    /// Send this datagram from the media socket.
+    Transmit {
+        destination: SocketAddr,
+        contents: Vec<u8>,
+    },
+    /// A frame of a played stream: an H.264 access unit (Annex B) or an Opus packet.
+    Frame(ReceivedFrame),
+    /// The SFU asks for a keyframe of a published stream.
+    KeyframeRequest { stream_id: String },
+    /// The network's estimate for what this device may send (bits per second).
+    TargetBitrate { bps: u64 },
+    /// ICE + DTLS are up (true) or lost (false).
+    Connected(bool),
+}
+
+/// A received frame.
+#[derive(Debug, Clone)]
+pub struct ReceivedFrame {
+    pub stream_id: String,
+    pub kind: TrackKind,
+    /// The sender's RTP time, extended (no wrap), in `kind.clock_rate()` ticks.
+    pub rtp_time: u64,
+    pub data: Vec<u8>,
+    /// False when packets were lost before this frame.
+    pub contiguous: bool,
+    pub keyframe: bool,
+    pub arrival: Instant,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pair {
+    video: Mid,
+    audio: Mid,
+}
+
+/// A negotiated batch of changes: each change with its mids, and the SDP offer that carries them.
+pub type Negotiation = (Vec<(TrackOp, TrackMids)>, String);
+
+/// The session.
+pub struct MediaSession {
+    rtc: Rtc,
+    local: SocketAddr,
+    pending: Option<SdpPendingOffer>,
+    queued: Vec<TrackOp>,
+    publish: HashMap<String, Pair>,
+    play: HashMap<String, Pair>,
+    incoming: HashMap<Mid, (String, TrackKind)>,
+    out: VecDeque<MediaOutput>,
+    connected: bool,
+    next_timeout: Option<Instant>,
+    failed: bool,
+}
+
+impl MediaSession {
+    /// A new session whose host candidate is `local` (the device's media socket).
+    pub fn new(now: Instant, local: SocketAddr) -> Self {
+        let mut rtc = RtcConfig::new()
+            .clear_codecs()
+            .enable_h264(true)
+            .enable_opus(true, false)
+            .enable_bwe(Some(Bitrate::kbps(1000)))
+            .set_stats_interval(None)
+            .build(now);
+        if let Ok(c) = Candidate::host(local, "udp") {
+            rtc.add_local_candidate(c);
+        }
+        MediaSession {
+            rtc,
+            local,
+            pending: None,
+            queued: Vec::new(),
+            publish: HashMap::new(),
+            play: HashMap::new(),
+            incoming: HashMap::new(),
+            out: VecDeque::new(),
+            connected: false,
+            next_timeout: Some(now),
+            failed: false,
+        }
+    }
+
+    /// Whether ICE + DTLS are up.
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Whether the session failed beyond repair (a panic in str0m, or it closed).
+    pub fn is_failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Queues a change. Returns the negotiated changes and the offer to send when no offer is
+    /// out: the caller sends `publish`/`play` for each (with its mids), then the offer.
+    pub fn request(&mut self, op: TrackOp) -> Option<Negotiation> {
+        self.queued.push(op);
+        self.make_offer()
+    }
+
+    fn make_offer(&mut self) -> Option<Negotiation> {
+        if self.pending.is_some() || self.queued.is_empty() || self.failed {
+            return None;
+        }
+        let ops = std::mem::take(&mut self.queued);
+        let mut api = self.rtc.sdp_api();
+        let mut done = Vec::new();
+        for op in ops {
+            let (dir, msid) = match &op {
+                TrackOp::Publish(s) => (Direction::SendOnly, Some(s.clone())),
+                TrackOp::Play(_) => (Direction::RecvOnly, None),
+            };
+            let video = api.add_media(MediaKind::Video, dir, msid.clone(), None, None);
+            let audio = api.add_media(MediaKind::Audio, dir, msid, None, None);
+            done.push((op, Pair { video, audio }));
+        }
+        let (offer, pending) = api.apply()?;
+        self.pending = Some(pending);
+        let mut result = Vec::new();
+        for (op, pair) in done {
+            match &op {
+                TrackOp::Publish(s) => {
+                    self.publish.insert(s.clone(), pair);
+                }
+                TrackOp::Play(s) => {
+                    self.play.insert(s.clone(), pair);
+                    self.incoming
+                        .insert(pair.video, (s.clone(), TrackKind::Video));
+                    self.incoming
+                        .insert(pair.audio, (s.clone(), TrackKind::Audio));
+                }
+            }
+            let mids = TrackMids {
+                video: Some(pair.video.to_string()),
+                audio: Some(pair.audio.to_string()),
+            };
+            result.push((op, mids));
+        }
+        Some((result, offer.to_sdp_string()))
+    }
+
+    /// Applies the SFU's answer. Returns the next offer when changes were waiting.
+    pub fn accept_answer(&mut self, sdp: &str) -> Result<Option<Negotiation>, String> {
+        let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| format!("bad SDP answer: {e}"))?;
+        let Some(pending) = self.pending.take() else {
+            return Err("an answer arrived with no offer out".into());
+        };
+        self.rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .map_err(|e| format!("answer refused: {e}"))?;
+        Ok(self.make_offer())
+    }
+
+    /// A remote ICE candidate trickled by the SFU.
+    pub fn add_remote_candidate(&mut self, candidate: &str) {
+        if let Ok(c) = Candidate::from_sdp_string(candidate) {
+            self.rtc.add_remote_candidate(c);
+        }
+    }
+
+    /// Stops publishing a stream (no renegotiation; the m-lines fall idle).
+    pub fn stop_publish(&mut self, stream_id: &str) {
+        self.publish.remove(stream_id);
+        self.queued
+            .retain(|op| *op != TrackOp::Publish(stream_id.to_string()));
+    }
+
+    /// Stops playing a stream.
+    pub fn stop_play(&mut self, stream_id: &str) {
+        if let Some(p) = self.play.remove(stream_id) {
+            self.incoming.remove(&p.video);
+            self.incoming.remove(&p.audio);
+        }
+        self.queued
+            .retain(|op| *op != TrackOp::Play(stream_id.to_string()));
+    }
+
+    fn pt_for(&self, mid: Mid, codec: Codec) -> Option<Pt> {
+        let media = self.rtc.media(mid)?;
+        let remote = media.remote_pts();
+        let params = self.rtc.codec_config().params();
+        let ok = |p: &&str0m::format::PayloadParams| {
+            remote.contains(&p.pt())
+                && p.spec().codec == codec
+                && (codec != Codec::H264 || p.spec().format.packetization_mode == Some(1))
+        };
+        // Prefer constrained baseline (what browsers and our encoder use).
+        params
+            .iter()
+            .filter(ok)
+            .find(|p| p.spec().format.profile_level_id == Some(0x42e01f))
+            .or_else(|| params.iter().find(ok))
+            .map(|p| p.pt())
+    }
+
+    /// Writes one frame of a published stream. `rtp_time` is in `kind.clock_rate()` ticks.
+    /// Frames written before the session is connected are dropped (nothing to send them on).
+    pub fn write_frame(
+        &mut self,
+        now: Instant,
+        stream_id: &str,
+        kind: TrackKind,
+        rtp_time: u64,
+        data: &[u8],
+    ) -> bool {
+        if !self.connected || self.failed {
+            return false;
+        }
+        let Some(pair) = self.publish.get(stream_id).copied() else {
+            return false;
+        };
+        let (mid, codec) = match kind {
+            TrackKind::Video => (pair.video, Codec::H264),
+            TrackKind::Audio => (pair.audio, Codec::Opus),
+        };
+        let Some(pt) = self.pt_for(mid, codec) else {
+            return false;
+        };
+        let freq = match kind {
+            TrackKind::Video => Frequency::NINETY_KHZ,
+            TrackKind::Audio => Frequency::FORTY_EIGHT_KHZ,
+        };
+        let time = MediaTime::new(rtp_time, freq);
+        let rtc = &mut self.rtc;
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rtc.writer(mid)
+                .map(|w| w.write(pt, now, time, data.to_vec()))
+        }));
+        match result {
+            Ok(Some(Ok(()))) => true,
+            Ok(_) => false,
+            Err(_) => {
+                self.failed = true;
+                false
+            }
+        }
+    }
+
+    /// Asks the SFU for a keyframe of a played stream.
+    pub fn request_keyframe(&mut self, stream_id: &str) {
+        if let Some(pair) = self.play.get(stream_id).copied()
+            && let Some(mut w) = self.rtc.writer(pair.video)
+        {
+            let _ = w.request_keyframe(None, KeyframeRequestKind::Pli);
+        }
+    }
+
+    /// A datagram from the SFU.
+    pub fn handle_receive(&mut self, now: Instant, source: SocketAddr, data: &[u8]) {
+        let Ok(contents) = data.try_into() else {
+            return;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: self.local,
+                contents,
+            },
+        );
+        if self.rtc.accepts(&input) {
+            self.feed(input);
+        }
+    }
+
+    /// Time passes.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.feed(Input::Timeout(now));
+    }
+
+    fn feed(&mut self, input: Input) {
+        if self.failed {
+            return;
+        }
+        let rtc = &mut self.rtc;
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rtc.handle_input(input)));
+        if !matches!(r, Ok(Ok(()))) {
+            if r.is_err() {
+                self.failed = true;
+            }
+            return;
+        }
+        self.drive();
+    }
+
+    fn drive(&mut self) {
+        loop {
+            let rtc = &mut self.rtc;
+            let polled =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rtc.poll_output()));
+            let out = match polled {
+                Ok(Ok(o)) => o,
+                Ok(Err(_)) | Err(_) => {
+                    self.failed = true;
+                    return;
+                }
+            };
+            match out {
+                Output::Timeout(t) => {
+                    self.next_timeout = Some(t);
+                    return;
+                }
+                Output::Transmit(t) => self.out.push_back(MediaOutput::Transmit {
+                    destination: t.destination,
+                    contents: t.contents.into(),
+                }),
+                Output::Event(e) => self.on_event(e),
+            }
+        }
+    }
+
+    fn on_event(&mut self, e: Event) {
+        match e {
+            Event::Connected => {
+                self.connected = true;
+                self.out.push_back(MediaOutput::Connected(true));
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) if self.connected => {
+                self.connected = false;
+                self.out.push_back(MediaOutput::Connected(false));
+            }
+            Event::IceConnectionStateChange(
+                IceConnectionState::Connected | IceConnectionState::Completed,
+            ) if !self.connected && self.rtc.is_connected() => {
+                self.connected = true;
+                self.out.push_back(MediaOutput::Connected(true));
+            }
+            Event::MediaData(d) => {
+                let Some((stream_id, kind)) = self.incoming.get(&d.mid).cloned() else {
+                    return;
+                };
+                let keyframe = d.is_keyframe();
+                self.out.push_back(MediaOutput::Frame(ReceivedFrame {
+                    stream_id,
+                    kind,
+                    rtp_time: d.time.numer(),
+                    data: d.data.to_vec(),
+                    contiguous: d.contiguous,
+                    keyframe,
+                    arrival: d.network_time,
+                }));
+            }
+            Event::KeyframeRequest(r) => {
+                if let Some((s, _)) = self.publish.iter().find(|(_, p)| p.video == r.mid) {
+                    self.out.push_back(MediaOutput::KeyframeRequest {
+                        stream_id: s.clone(),
+                    });
+                }
+            }
+            Event::EgressBitrateEstimate(b) => {
+                let bps = match b {
+                    str0m::bwe::BweKind::Twcc { estimate, .. } => estimate.as_u64(),
+                    str0m::bwe::BweKind::Remb { estimate, .. } => estimate.as_u64(),
+                    _ => return,
+                };
+                self.out.push_back(MediaOutput::TargetBitrate { bps });
+            }
+            _ => {}
+        }
+    }
+
+    /// The next output.
+    pub fn poll_output(&mut self) -> Option<MediaOutput> {
+        self.out.pop_front()
+    }
+
+    /// When `handle_timeout` is next due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.failed { None } else { self.next_timeout }
+    }
+
+    /// How long str0m waits at most between timeouts (for the adapter's sleep).
+    pub const MAX_SLEEP: Duration = Duration::from_millis(100);
+}
