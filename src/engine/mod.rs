@@ -1,16 +1,21 @@
 //! The engine: the seed's Express-style call API for Rust programs (the appliance is built on
 //! it). The call and session logic ([`EngineCore`]) is sans-IO, owning the device's WebRTC
-//! session ([`MediaSession`], str0m); the tokio adapter that runs it over a WebSocket and a UDP
-//! socket comes with the device side.
+//! session ([`MediaSession`], str0m); [`Engine`] is the thin tokio adapter that runs it over a
+//! WebSocket and a UDP socket and moves frames to and from a [`MediaBackend`].
 //!
 //! `docs/engine.md` maps each seed call and event to ours.
 
 mod core;
 mod events;
 mod media_session;
+mod runtime;
 
 pub use self::core::{Command, CoreOutput, Credential, EngineConfig, EngineCore, EngineProfile};
 pub use events::{Event, PlayerState, PublisherState, RoomState, RoomStateReason};
 pub use media_session::{
     MediaOutput, MediaSession, Negotiation, ReceivedFrame, TrackKind, TrackOp,
+};
+pub use runtime::{
+    CaptureControl, EncodedFrame, Engine, EngineError, EngineOptions, EngineStatus, MediaBackend,
+    PlaybackSink, PlayerStatus, PublisherStatus,
 };

@@ -1,15 +1,20 @@
-//! The hub: one task that owns the room logic (and the media plane), fed by the connection
-//! tasks through a channel. Each connection has a bounded outgoing queue; a session that does
-//! not read its messages is dropped rather than buffered without bound.
+//! The hub: one task that owns the room logic and the media plane (the SFU) and the media UDP
+//! socket, fed by the connection tasks through a channel. Each connection has a bounded
+//! outgoing queue; a session that does not read its messages is dropped rather than buffered
+//! without bound. The room's media commands go to the SFU in order, and the SFU's signalling
+//! (answers, candidates, media errors) goes out through the same connection queues.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::protocol::{ErrorCode, ServerMessage};
 use crate::room::{MediaCommand, Now, RoomConfig, RoomOutput, RoomService, SessionId};
+use crate::sfu::{Sfu, SfuConfig, SfuOutput};
 
 /// Per-connection outgoing queue length (messages).
 pub const OUTGOING_QUEUE: usize = 512;
@@ -65,31 +70,61 @@ pub fn now() -> Now {
 /// Owns the room logic; runs until every sender is gone.
 pub struct Hub {
     room: RoomService,
+    sfu: Sfu,
+    udp: Arc<UdpSocket>,
+    udp_local: SocketAddr,
+    sfu_timeout: Option<Instant>,
     conns: HashMap<SessionId, mpsc::Sender<Outgoing>>,
     rx: mpsc::Receiver<HubEvent>,
     shutdown_waiters: Vec<oneshot::Sender<()>>,
 }
 
 impl Hub {
-    pub fn new(config: RoomConfig, rx: mpsc::Receiver<HubEvent>) -> Self {
+    pub fn new(
+        config: RoomConfig,
+        sfu: SfuConfig,
+        udp: UdpSocket,
+        rx: mpsc::Receiver<HubEvent>,
+    ) -> std::io::Result<Self> {
         let seed = rand::random();
-        Hub {
+        let udp_local = udp.local_addr()?;
+        Ok(Hub {
             room: RoomService::new(config, seed),
+            sfu: Sfu::new(sfu),
+            udp: Arc::new(udp),
+            udp_local,
+            sfu_timeout: None,
             conns: HashMap::new(),
             rx,
             shutdown_waiters: Vec::new(),
-        }
+        })
     }
 
     /// The event loop.
     pub async fn run(mut self) {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut buf = vec![0u8; 2048];
+        let udp = self.udp.clone();
         loop {
+            let sfu_deadline = self
+                .sfu_timeout
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
             tokio::select! {
                 ev = self.rx.recv() => {
                     let Some(ev) = ev else { break };
                     self.handle(ev);
+                }
+                r = udp.recv_from(&mut buf) => {
+                    match r {
+                        Ok((n, source)) => {
+                            self.sfu.handle_receive(Instant::now(), source, self.udp_local, &buf[..n]);
+                        }
+                        Err(e) => tracing::debug!(error = %e, "media socket receive error"),
+                    }
+                }
+                _ = tokio::time::sleep_until(sfu_deadline.into()) => {
+                    self.sfu.handle_timeout(Instant::now());
                 }
                 _ = tick.tick() => {
                     self.room.handle_timeout(now());
@@ -122,6 +157,7 @@ impl Hub {
             HubEvent::Metrics { reply } => {
                 let mut out = String::new();
                 self.room.write_metrics(&mut out);
+                self.sfu.write_metrics(&mut out);
                 let _ = reply.send(out);
             }
             HubEvent::Reload { config } => self.room.reload(config),
@@ -133,19 +169,65 @@ impl Hub {
     }
 
     fn drain(&mut self) {
+        loop {
+            self.drain_room();
+            if !self.drain_sfu() {
+                break;
+            }
+        }
+    }
+
+    fn deliver(&mut self, session: SessionId, message: Arc<ServerMessage>) {
+        let Some(tx) = self.conns.get(&session) else {
+            return;
+        };
+        if tx.try_send(Outgoing::Message(message)).is_err() {
+            // Full (a session that does not read) or gone: drop it, never buffer.
+            tracing::warn!(%session, "outgoing queue full or closed; dropping session");
+            self.conns.remove(&session);
+            self.room.kick(session, ErrorCode::SlowConsumer);
+        }
+    }
+
+    /// Drains the SFU; true when that produced work for the room logic.
+    fn drain_sfu(&mut self) -> bool {
+        let mut room_work = false;
+        loop {
+            match self.sfu.poll_output() {
+                SfuOutput::Transmit {
+                    destination,
+                    contents,
+                    ..
+                } => {
+                    // UDP semantics: a datagram the kernel cannot take now is lost, and the
+                    // WebRTC layer (NACK, rate control) deals with it.
+                    let _ = self.udp.try_send_to(&contents, destination);
+                }
+                SfuOutput::Signal { session, message } => {
+                    // The room logic owns stream lifetimes and already told the players.
+                    if matches!(message, ServerMessage::PlayStopped { .. }) {
+                        continue;
+                    }
+                    self.deliver(session, Arc::new(message));
+                }
+                SfuOutput::SessionFailed { session, code } => {
+                    tracing::info!(%session, %code, "media session failed; ending the session");
+                    self.room.kick(session, code);
+                    room_work = true;
+                }
+                SfuOutput::Timeout(t) => {
+                    self.sfu_timeout = Some(t);
+                    break;
+                }
+            }
+        }
+        room_work
+    }
+
+    fn drain_room(&mut self) {
         while let Some(out) = self.room.poll_output() {
             match out {
-                RoomOutput::Send { session, message } => {
-                    let Some(tx) = self.conns.get(&session) else {
-                        continue;
-                    };
-                    if tx.try_send(Outgoing::Message(message)).is_err() {
-                        // Full (a session that does not read) or gone: drop it, never buffer.
-                        tracing::warn!(%session, "outgoing queue full or closed; dropping session");
-                        self.conns.remove(&session);
-                        self.room.kick(session, ErrorCode::SlowConsumer);
-                    }
-                }
+                RoomOutput::Send { session, message } => self.deliver(session, message),
                 RoomOutput::Close { session } => {
                     if let Some(tx) = self.conns.remove(&session) {
                         let _ = tx.try_send(Outgoing::Close);
@@ -157,6 +239,6 @@ impl Hub {
     }
 
     fn media(&mut self, cmd: MediaCommand) {
-        tracing::debug!(?cmd, "media command (no media plane attached)");
+        self.sfu.handle_command(Instant::now(), cmd);
     }
 }

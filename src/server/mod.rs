@@ -7,11 +7,11 @@ pub mod http;
 pub mod hub;
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 pub use config::{ConfigError, ServerConfig};
@@ -27,6 +27,11 @@ pub enum ServerError {
     },
     #[error("HTTP server failed: {0}")]
     Serve(std::io::Error),
+    #[error("cannot open the media UDP socket on {addr} ([media] udp_port): {source}")]
+    BindUdp {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// A handle to a running hub, for reloads from outside (SIGHUP).
@@ -74,7 +79,9 @@ pub async fn run_with_control(
     on_start: impl FnOnce(Control),
 ) -> Result<(), ServerError> {
     let (hub_tx, hub_rx) = mpsc::channel(4096);
-    let hub = Hub::new(config.room_config(), hub_rx);
+    let (udp, sfu_config) = media_socket(&config).await?;
+    let hub =
+        Hub::new(config.room_config(), sfu_config, udp, hub_rx).map_err(ServerError::Serve)?;
     let hub_task = tokio::spawn(hub.run());
     on_start(Control {
         hub: hub_tx.clone(),
@@ -118,4 +125,47 @@ pub async fn run_with_control(
     drop(hub_tx);
     hub_task.abort();
     result
+}
+
+/// Opens the one media UDP socket and works out the ICE candidates to advertise.
+async fn media_socket(
+    config: &ServerConfig,
+) -> Result<(UdpSocket, crate::sfu::SfuConfig), ServerError> {
+    let listen_ip = config.listen.ip();
+    let bind_ip = if listen_ip.is_loopback() {
+        listen_ip
+    } else {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    };
+    let addr = SocketAddr::new(bind_ip, config.media.udp_port);
+    let udp = UdpSocket::bind(addr)
+        .await
+        .map_err(|source| ServerError::BindUdp { addr, source })?;
+    let port = udp
+        .local_addr()
+        .map_err(|source| ServerError::BindUdp { addr, source })?
+        .port();
+    let ips: Vec<IpAddr> = if !config.media.candidate_ips.is_empty() {
+        config.media.candidate_ips.clone()
+    } else if !listen_ip.is_unspecified() {
+        vec![listen_ip]
+    } else {
+        tracing::warn!(
+            "[media] candidate_ips is empty and listen is a wildcard: advertising 127.0.0.1 only; \
+             set candidate_ips to the addresses clients reach this server on"
+        );
+        vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]
+    };
+    let candidates: Vec<SocketAddr> = ips
+        .into_iter()
+        .map(|ip| SocketAddr::new(ip, port))
+        .collect();
+    tracing::info!(?candidates, "media UDP socket open");
+    Ok((
+        udp,
+        crate::sfu::SfuConfig {
+            candidates,
+            ..Default::default()
+        },
+    ))
 }

@@ -3,3 +3,4 @@
 
 pub mod callsim;
 pub mod server;
+pub mod synthetic;

@@ -1,0 +1,664 @@
+//! The engine's tokio adapter: runs an [`EngineCore`] over a WebSocket to the room service and
+//! one UDP socket for media, and moves encoded frames between the core and a
+//! [`MediaBackend`] (GStreamer on a device; anything that makes and takes frames in tests).
+//! All the decisions are the core's; this file only moves bytes and keeps time.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message;
+
+use super::core::{Command, CoreOutput, EngineConfig, EngineCore, EngineProfile};
+use super::events::{Event, PlayerState, PublisherState, RoomState};
+use super::media_session::{ReceivedFrame, TrackKind};
+
+/// Why the engine could not start or take a request.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("server URL {url:?}: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error(
+        "refusing to send credentials over plain ws:// to {host}: use wss://, or set [server] allow_insecure = true"
+    )]
+    Insecure { host: String },
+    #[error("cannot open the media UDP socket: {0}")]
+    Udp(std::io::Error),
+    #[error("the engine was destroyed")]
+    Gone,
+}
+
+/// One encoded frame from a capture pipeline.
+#[derive(Debug, Clone)]
+pub struct EncodedFrame {
+    pub stream_id: String,
+    pub kind: TrackKind,
+    /// Presentation time from the capture pipeline's clock (monotonic).
+    pub pts: Duration,
+    pub data: Vec<u8>,
+}
+
+/// A running capture (camera + mic → encoders) for one published stream.
+pub trait CaptureControl: Send {
+    /// Encode a keyframe as soon as possible.
+    fn request_keyframe(&mut self);
+    /// Follow the network's estimate (the backend clamps it to its floor and ceiling).
+    fn set_target_bitrate(&mut self, bps: u64);
+}
+
+/// A running playback (decoders → screen + speaker) for one played stream.
+pub trait PlaybackSink: Send {
+    /// A frame with the sender's RTP time.
+    fn push(&mut self, frame: &ReceivedFrame);
+}
+
+/// Where frames come from and go to.
+pub trait MediaBackend: Send + 'static {
+    /// Starts capturing for `stream_id`; encoded frames go to `frames`.
+    fn start_capture(
+        &mut self,
+        stream_id: &str,
+        frames: mpsc::Sender<EncodedFrame>,
+    ) -> Result<Box<dyn CaptureControl>, String>;
+    /// Starts decoding and showing `stream_id`.
+    fn start_playback(&mut self, stream_id: &str) -> Result<Box<dyn PlaybackSink>, String>;
+}
+
+/// How to reach the room service.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// `ws://host:port/ws` (or `wss://`).
+    pub server_url: String,
+    /// Send credentials over plain `ws://` to a non-loopback host.
+    pub allow_insecure: bool,
+    /// Address to bind the media UDP socket to (port 0 = any).
+    pub media_bind: SocketAddr,
+    pub config: EngineConfig,
+}
+
+impl EngineOptions {
+    pub fn new(server_url: &str) -> Self {
+        EngineOptions {
+            server_url: server_url.to_string(),
+            allow_insecure: false,
+            media_bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+            config: EngineConfig::default(),
+        }
+    }
+}
+
+/// Counters and states for the status endpoint.
+#[derive(Debug, Clone, Default)]
+pub struct EngineStatus {
+    pub room_id: Option<String>,
+    pub room_state: Option<RoomState>,
+    pub reason: Option<String>,
+    pub error_code: u32,
+    pub publishers: HashMap<String, PublisherStatus>,
+    pub players: HashMap<String, PlayerStatus>,
+    /// Latest bandwidth estimate (bits per second).
+    pub target_bitrate_bps: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct PublisherStatus {
+    pub state: PublisherState,
+    pub video_frames_sent: u64,
+    pub audio_frames_sent: u64,
+    pub bytes_sent: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlayerStatus {
+    pub state: PlayerState,
+    pub user_id: String,
+    pub video_frames_received: u64,
+    pub audio_frames_received: u64,
+}
+
+enum Request {
+    Command(Command),
+    Destroy(oneshot::Sender<()>),
+}
+
+/// The engine: create it once per process, give it commands, read its events.
+pub struct Engine {
+    tx: mpsc::UnboundedSender<Request>,
+    status: Arc<Mutex<EngineStatus>>,
+    task: tokio::task::JoinHandle<()>,
+    media_addr: SocketAddr,
+}
+
+fn check_url(url: &str, allow_insecure: bool) -> Result<(), EngineError> {
+    let bad = |reason: &str| EngineError::BadUrl {
+        url: url.to_string(),
+        reason: reason.to_string(),
+    };
+    let rest = if let Some(r) = url.strip_prefix("ws://") {
+        r
+    } else if url.starts_with("wss://") {
+        return Err(bad(
+            "wss:// is not supported by this build yet; use ws:// on a trusted network",
+        ));
+    } else {
+        return Err(bad("must start with ws:// or wss://"));
+    };
+    let host_port = rest.split('/').next().unwrap_or("");
+    let host = host_port
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(host_port)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    if host.is_empty() {
+        return Err(bad("no host"));
+    }
+    let loopback = host == "localhost"
+        || host
+            .parse::<IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false);
+    if !loopback && !allow_insecure {
+        return Err(EngineError::Insecure {
+            host: host.to_string(),
+        });
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// Creates the engine (the seed's `createEngineWithProfile`) and its event stream.
+    pub async fn create(
+        profile: EngineProfile,
+        options: EngineOptions,
+        backend: Box<dyn MediaBackend>,
+    ) -> Result<(Engine, mpsc::UnboundedReceiver<Event>), EngineError> {
+        check_url(&options.server_url, options.allow_insecure)?;
+        let udp = UdpSocket::bind(options.media_bind)
+            .await
+            .map_err(EngineError::Udp)?;
+        let mut media_addr = udp.local_addr().map_err(EngineError::Udp)?;
+        if media_addr.ip().is_unspecified() {
+            // The host candidate must be an address the server can send to: the server's own
+            // view of us is unknown here, so use the loopback for a loopback server and the
+            // unspecified address's route otherwise (resolved by a connected probe socket).
+            media_addr.set_ip(local_ip_towards(&options.server_url).await);
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let status = Arc::new(Mutex::new(EngineStatus::default()));
+        let core = EngineCore::new(
+            Instant::now(),
+            profile,
+            options.config,
+            media_addr,
+            rand::random(),
+        );
+        let run = Runtime {
+            core,
+            options,
+            udp: Arc::new(udp),
+            rx,
+            events: ev_tx,
+            status: status.clone(),
+            backend,
+            captures: HashMap::new(),
+            playbacks: HashMap::new(),
+            ws_out: None,
+            ws_in: None,
+            connecting: None,
+            rtp_base: HashMap::new(),
+        };
+        let task = tokio::spawn(run.run());
+        Ok((
+            Engine {
+                tx,
+                status,
+                task,
+                media_addr,
+            },
+            ev_rx,
+        ))
+    }
+
+    fn send(&self, c: Command) -> Result<(), EngineError> {
+        self.tx
+            .send(Request::Command(c))
+            .map_err(|_| EngineError::Gone)
+    }
+
+    /// The media socket's address (the ICE host candidate).
+    pub fn media_addr(&self) -> SocketAddr {
+        self.media_addr
+    }
+
+    /// Logs into a room (creating it if needed). `token` replaces the profile's token.
+    pub fn login_room(
+        &self,
+        room_id: &str,
+        user_updates: bool,
+        token: Option<String>,
+    ) -> Result<(), EngineError> {
+        self.send(Command::LoginRoom {
+            room_id: room_id.to_string(),
+            user_updates,
+            token,
+        })
+    }
+
+    /// Leaves the room: stops all publishing and playing; peers see DELETE at once.
+    pub fn logout_room(&self, room_id: &str) -> Result<(), EngineError> {
+        self.send(Command::LogoutRoom {
+            room_id: room_id.to_string(),
+        })
+    }
+
+    pub fn start_publishing_stream(
+        &self,
+        stream_id: &str,
+        extra_info: &str,
+    ) -> Result<(), EngineError> {
+        self.send(Command::StartPublishing {
+            stream_id: stream_id.to_string(),
+            extra_info: extra_info.to_string(),
+        })
+    }
+
+    pub fn stop_publishing_stream(&self, stream_id: &str) -> Result<(), EngineError> {
+        self.send(Command::StopPublishing {
+            stream_id: stream_id.to_string(),
+        })
+    }
+
+    pub fn start_playing_stream(&self, stream_id: &str) -> Result<(), EngineError> {
+        self.send(Command::StartPlaying {
+            stream_id: stream_id.to_string(),
+        })
+    }
+
+    pub fn stop_playing_stream(&self, stream_id: &str) -> Result<(), EngineError> {
+        self.send(Command::StopPlaying {
+            stream_id: stream_id.to_string(),
+        })
+    }
+
+    /// Renews the room token: with `Some`, use that token; with `None`, the room service mints one.
+    pub fn renew_token(&self, token: Option<String>) -> Result<(), EngineError> {
+        self.send(Command::RenewToken { token })
+    }
+
+    /// A snapshot of states and counters.
+    pub fn status(&self) -> EngineStatus {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Destroys the engine: logs out, stops every pipeline and closes the sockets. Returns when
+    /// done (at most a few seconds).
+    pub async fn destroy(self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Request::Destroy(done)).is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), wait).await;
+        }
+        self.task.abort();
+    }
+}
+
+/// The local address the OS would use towards the server (for the ICE host candidate).
+async fn local_ip_towards(url: &str) -> IpAddr {
+    let host_port = url
+        .split("://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap_or("127.0.0.1:80")
+        .to_string();
+    let probe = async {
+        let target = tokio::net::lookup_host(&host_port).await.ok()?.next()?;
+        if target.ip().is_loopback() {
+            return Some(target.ip());
+        }
+        let s = UdpSocket::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0))
+            .await
+            .ok()?;
+        s.connect(target).await.ok()?;
+        Some(s.local_addr().ok()?.ip())
+    };
+    tokio::time::timeout(Duration::from_secs(3), probe)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+type WsStream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct Runtime {
+    core: EngineCore,
+    options: EngineOptions,
+    udp: Arc<UdpSocket>,
+    rx: mpsc::UnboundedReceiver<Request>,
+    events: mpsc::UnboundedSender<Event>,
+    status: Arc<Mutex<EngineStatus>>,
+    backend: Box<dyn MediaBackend>,
+    captures: HashMap<String, Box<dyn CaptureControl>>,
+    playbacks: HashMap<String, Box<dyn PlaybackSink>>,
+    ws_out: Option<mpsc::Sender<Message>>,
+    ws_in: Option<futures_util::stream::SplitStream<WsStream>>,
+    connecting: Option<oneshot::Receiver<Result<WsStream, String>>>,
+    /// Per (stream, kind): the first pts, so RTP time starts near 0 and grows with pts.
+    rtp_base: HashMap<(String, TrackKind), Duration>,
+}
+
+impl Runtime {
+    async fn run(mut self) {
+        let (frames_tx, mut frames_rx) = mpsc::channel::<EncodedFrame>(256);
+        let mut buf = vec![0u8; 2048];
+        let udp = self.udp.clone();
+        let mut destroy: Option<oneshot::Sender<()>> = None;
+        loop {
+            let deadline = self.core.poll_timeout();
+            tokio::select! {
+                req = self.rx.recv() => match req {
+                    Some(Request::Command(c)) => self.core.command(Instant::now(), c),
+                    Some(Request::Destroy(done)) => {
+                        if let Some(room) = self.core.room_id().map(str::to_string) {
+                            self.core.command(Instant::now(), Command::LogoutRoom { room_id: room });
+                        }
+                        destroy = Some(done);
+                    }
+                    None => break,
+                },
+                r = async {
+                    match self.connecting.as_mut() {
+                        Some(c) => c.await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    self.connecting = None;
+                    match r {
+                        Ok(Ok(ws)) => {
+                            let (mut sink, stream) = ws.split();
+                            let (tx, mut rx) = mpsc::channel::<Message>(256);
+                            tokio::spawn(async move {
+                                while let Some(m) = rx.recv().await {
+                                    let close = matches!(m, Message::Close(_));
+                                    if tokio::time::timeout(Duration::from_secs(10), sink.send(m)).await.map(|r| r.is_err()).unwrap_or(true) || close {
+                                        break;
+                                    }
+                                }
+                                let _ = sink.close().await;
+                            });
+                            self.ws_out = Some(tx);
+                            self.ws_in = Some(stream);
+                            self.core.handle_connected(Instant::now());
+                        }
+                        Ok(Err(reason)) => self.core.handle_closed(Instant::now(), &reason),
+                        Err(_) => self.core.handle_closed(Instant::now(), "connect task ended"),
+                    }
+                }
+                msg = async {
+                    match self.ws_in.as_mut() {
+                        Some(s) => s.next().await,
+                        None => std::future::pending().await,
+                    }
+                } => match msg {
+                    Some(Ok(Message::Text(t))) => self.core.handle_text(Instant::now(), &t),
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                        self.ws_in = None;
+                        self.ws_out = None;
+                        self.core.handle_closed(Instant::now(), "the connection to the room service closed");
+                    }
+                    Some(Ok(_)) => {}
+                },
+                r = udp.recv_from(&mut buf) => {
+                    if let Ok((n, source)) = r {
+                        self.core.handle_udp(Instant::now(), source, &buf[..n]);
+                    }
+                }
+                f = frames_rx.recv() => {
+                    if let Some(f) = f {
+                        self.write_frame(f);
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    self.core.handle_timeout(Instant::now());
+                }
+            }
+            self.drain(&frames_tx);
+            if let Some(done) = destroy.take() {
+                // Give the logout a moment to leave, then stop.
+                if let Some(tx) = &self.ws_out {
+                    let _ = tokio::time::timeout(
+                        Duration::from_millis(500),
+                        tx.send(Message::Close(None)),
+                    )
+                    .await;
+                }
+                self.captures.clear();
+                self.playbacks.clear();
+                let _ = done.send(());
+                break;
+            }
+        }
+    }
+
+    fn write_frame(&mut self, f: EncodedFrame) {
+        let base = *self
+            .rtp_base
+            .entry((f.stream_id.clone(), f.kind))
+            .or_insert(f.pts);
+        let rel = f.pts.saturating_sub(base);
+        let ticks = (rel.as_nanos() * u128::from(f.kind.clock_rate()) / 1_000_000_000) as u64;
+        let sent = self
+            .core
+            .write_frame(Instant::now(), &f.stream_id, f.kind, ticks, &f.data);
+        if sent
+            && let Ok(mut s) = self.status.lock()
+            && let Some(p) = s.publishers.get_mut(&f.stream_id)
+        {
+            match f.kind {
+                TrackKind::Video => p.video_frames_sent += 1,
+                TrackKind::Audio => p.audio_frames_sent += 1,
+            }
+            p.bytes_sent += f.data.len() as u64;
+        }
+    }
+
+    fn drain(&mut self, frames_tx: &mpsc::Sender<EncodedFrame>) {
+        while let Some(o) = self.core.poll_output() {
+            match o {
+                CoreOutput::Connect => {
+                    let url = self.options.server_url.clone();
+                    let (tx, rx) = oneshot::channel();
+                    self.connecting = Some(rx);
+                    tokio::spawn(async move {
+                        let r = tokio::time::timeout(
+                            Duration::from_secs(10),
+                            tokio_tungstenite::connect_async(url.as_str()),
+                        )
+                        .await;
+                        let r = match r {
+                            Ok(Ok((ws, _))) => Ok(ws),
+                            Ok(Err(e)) => Err(format!("cannot connect to {url}: {e}")),
+                            Err(_) => Err(format!("connecting to {url} timed out")),
+                        };
+                        let _ = tx.send(r);
+                    });
+                }
+                CoreOutput::Disconnect => {
+                    if let Some(tx) = self.ws_out.take() {
+                        let _ = tx.try_send(Message::Close(None));
+                    }
+                    self.ws_in = None;
+                    self.connecting = None;
+                }
+                CoreOutput::Send(m) => {
+                    if let (Some(tx), Ok(text)) = (&self.ws_out, serde_json::to_string(&m))
+                        && tx.try_send(Message::Text(text.into())).is_err()
+                    {
+                        tracing::warn!("signalling queue full; dropping the connection");
+                        self.ws_out = None;
+                        self.ws_in = None;
+                        self.core
+                            .handle_closed(Instant::now(), "signalling queue overflow");
+                    }
+                }
+                CoreOutput::Event(e) => {
+                    self.update_status(&e);
+                    let _ = self.events.send(e);
+                }
+                CoreOutput::Transmit {
+                    destination,
+                    contents,
+                } => {
+                    let _ = self.udp.try_send_to(&contents, destination);
+                }
+                CoreOutput::Frame(f) => {
+                    if let Ok(mut s) = self.status.lock()
+                        && let Some(p) = s.players.get_mut(&f.stream_id)
+                    {
+                        match f.kind {
+                            TrackKind::Video => p.video_frames_received += 1,
+                            TrackKind::Audio => p.audio_frames_received += 1,
+                        }
+                    }
+                    if let Some(p) = self.playbacks.get_mut(&f.stream_id) {
+                        p.push(&f);
+                    }
+                }
+                CoreOutput::Capture { stream_id, on } => {
+                    if on {
+                        self.rtp_base.retain(|(s, _), _| *s != stream_id);
+                        match self.backend.start_capture(&stream_id, frames_tx.clone()) {
+                            Ok(c) => {
+                                self.captures.insert(stream_id, c);
+                            }
+                            Err(e) => {
+                                tracing::error!(stream = %stream_id, error = %e, "cannot start capture")
+                            }
+                        }
+                    } else {
+                        self.captures.remove(&stream_id);
+                    }
+                }
+                CoreOutput::Playback { stream_id, on } => {
+                    if on {
+                        match self.backend.start_playback(&stream_id) {
+                            Ok(p) => {
+                                self.playbacks.insert(stream_id, p);
+                            }
+                            Err(e) => {
+                                tracing::error!(stream = %stream_id, error = %e, "cannot start playback")
+                            }
+                        }
+                    } else {
+                        self.playbacks.remove(&stream_id);
+                    }
+                }
+                CoreOutput::KeyframeRequest { stream_id } => {
+                    if let Some(c) = self.captures.get_mut(&stream_id) {
+                        c.request_keyframe();
+                    }
+                }
+                CoreOutput::TargetBitrate { bps } => {
+                    for c in self.captures.values_mut() {
+                        c.set_target_bitrate(bps);
+                    }
+                    if let Ok(mut s) = self.status.lock() {
+                        s.target_bitrate_bps = bps;
+                    }
+                }
+            }
+        }
+    }
+
+    fn update_status(&mut self, e: &Event) {
+        let Ok(mut s) = self.status.lock() else {
+            return;
+        };
+        match e {
+            Event::RoomStateUpdate {
+                room_id,
+                state,
+                reason,
+                error_code,
+                ..
+            } => {
+                s.room_id = Some(room_id.clone());
+                s.room_state = Some(*state);
+                s.reason = Some(format!("{reason:?}"));
+                s.error_code = *error_code;
+            }
+            Event::PublisherStateUpdate {
+                stream_id, state, ..
+            } => {
+                if *state == PublisherState::NoPublish {
+                    s.publishers.remove(stream_id);
+                } else {
+                    s.publishers
+                        .entry(stream_id.clone())
+                        .or_insert(PublisherStatus {
+                            state: *state,
+                            video_frames_sent: 0,
+                            audio_frames_sent: 0,
+                            bytes_sent: 0,
+                        })
+                        .state = *state;
+                }
+            }
+            Event::PlayerStateUpdate {
+                stream_id, state, ..
+            } => {
+                if *state == PlayerState::NoPlay {
+                    s.players.remove(stream_id);
+                } else {
+                    let user_id = self
+                        .core
+                        .streams()
+                        .find(|i| i.stream_id == *stream_id)
+                        .map(|i| i.user_id.clone())
+                        .unwrap_or_default();
+                    s.players
+                        .entry(stream_id.clone())
+                        .or_insert(PlayerStatus {
+                            state: *state,
+                            user_id,
+                            video_frames_received: 0,
+                            audio_frames_received: 0,
+                        })
+                        .state = *state;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_stay_off_plain_ws_beyond_loopback() {
+        assert!(check_url("ws://127.0.0.1:8080/ws", false).is_ok());
+        assert!(check_url("ws://localhost:8080/ws", false).is_ok());
+        assert!(check_url("ws://[::1]:8080/ws", false).is_ok());
+        assert!(matches!(
+            check_url("ws://192.0.2.7:8080/ws", false),
+            Err(EngineError::Insecure { .. })
+        ));
+        assert!(check_url("ws://192.0.2.7:8080/ws", true).is_ok());
+        assert!(matches!(
+            check_url("http://x/ws", false),
+            Err(EngineError::BadUrl { .. })
+        ));
+        assert!(matches!(
+            check_url("ws:///ws", false),
+            Err(EngineError::BadUrl { .. })
+        ));
+    }
+}

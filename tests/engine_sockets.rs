@@ -1,0 +1,162 @@
+//! The engine's tokio adapter over real sockets: two engines and a room service on loopback,
+//! WebSocket signalling and UDP media through the SFU, synthetic frames end to end.
+
+mod common;
+
+use std::time::Duration;
+
+use common::callsim::read_video_frame;
+use common::server::*;
+use common::synthetic::{Recorded, SyntheticBackend};
+use roomcam::engine::{
+    Credential, Engine, EngineOptions, EngineProfile, Event, PlayerState, PublisherState,
+    RoomStateReason, TrackKind,
+};
+
+async fn engine(
+    srv: &TestServer,
+    user: &str,
+) -> (
+    Engine,
+    tokio::sync::mpsc::UnboundedReceiver<Event>,
+    Recorded,
+) {
+    let profile = EngineProfile {
+        app_id: APP,
+        user_id: user.into(),
+        user_name: user.into(),
+        credential: Credential::Token(token(user, None, all(), 3600)),
+        scenario: 0,
+    };
+    let mut opts = EngineOptions::new(&srv.ws_url());
+    opts.media_bind = "127.0.0.1:0".parse().unwrap();
+    let rec = Recorded::default();
+    let (e, ev) = Engine::create(
+        profile,
+        opts,
+        Box::new(SyntheticBackend { rec: rec.clone() }),
+    )
+    .await
+    .unwrap();
+    (e, ev, rec)
+}
+
+async fn wait_for(
+    ev: &mut tokio::sync::mpsc::UnboundedReceiver<Event>,
+    what: &str,
+    f: impl Fn(&Event) -> bool,
+) -> Event {
+    let r = tokio::time::timeout(HANG_GUARD, async {
+        loop {
+            let e = ev.recv().await.expect("event stream ended");
+            if f(&e) {
+                return e;
+            }
+        }
+    })
+    .await;
+    r.unwrap_or_else(|_| panic!("no {what} within the hang guard"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_engines_call_over_loopback() {
+    let srv = TestServer::default().await;
+    let (a, mut a_ev, _) = engine(&srv, "dev-a").await;
+    let (b, mut b_ev, b_rec) = engine(&srv, "dev-b").await;
+    a.login_room("room1", true, None).unwrap();
+    wait_for(&mut a_ev, "A logged in", |e| {
+        matches!(
+            e,
+            Event::RoomStateUpdate {
+                reason: RoomStateReason::Logined,
+                ..
+            }
+        )
+    })
+    .await;
+    b.login_room("room1", true, None).unwrap();
+    wait_for(&mut b_ev, "B logged in", |e| {
+        matches!(
+            e,
+            Event::RoomStateUpdate {
+                reason: RoomStateReason::Logined,
+                ..
+            }
+        )
+    })
+    .await;
+    a.start_publishing_stream("dev-a-main", "").unwrap();
+    wait_for(&mut a_ev, "A publishing", |e| {
+        matches!(
+            e,
+            Event::PublisherStateUpdate {
+                state: PublisherState::Publishing,
+                ..
+            }
+        )
+    })
+    .await;
+    wait_for(&mut b_ev, "the stream ADD", |e| {
+        matches!(e, Event::RoomStreamUpdate { .. })
+    })
+    .await;
+    b.start_playing_stream("dev-a-main").unwrap();
+    wait_for(&mut b_ev, "B playing", |e| {
+        matches!(
+            e,
+            Event::PlayerStateUpdate {
+                state: PlayerState::Playing,
+                ..
+            }
+        )
+    })
+    .await;
+    // wait (hang guard) until 100 video frames arrived
+    let deadline = tokio::time::Instant::now() + HANG_GUARD;
+    loop {
+        let n = b_rec
+            .frames
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|f| f.kind == TrackKind::Video)
+            .count();
+        if n >= 100 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {n} frames arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let frames: Vec<(u32, bool)> = b_rec
+        .frames
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|f| f.kind == TrackKind::Video)
+        .map(|f| read_video_frame(&f.data).expect("damaged frame"))
+        .collect();
+    assert!(frames[0].1, "first frame is not a keyframe");
+    for w in frames.windows(2) {
+        assert!(w[1].0 > w[0].0, "out of order");
+    }
+    let st = b.status();
+    assert!(st.players["dev-a-main"].video_frames_received >= 100);
+    assert!(a.status().publishers["dev-a-main"].video_frames_sent >= 100);
+    // destroy logs out: B sees the DELETE and its player ends
+    a.destroy().await;
+    wait_for(&mut b_ev, "stream DELETE", |e| {
+        matches!(
+            e,
+            Event::RoomStreamUpdate {
+                update_type: roomcam::protocol::UpdateType::Delete,
+                ..
+            }
+        )
+    })
+    .await;
+    b.destroy().await;
+    srv.stop().await;
+}
