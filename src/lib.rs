@@ -25,6 +25,7 @@
 //! Dependencies point inward: adapters (`server`, the binaries) use the cores; no core imports
 //! tokio, sockets or files.
 
+pub mod appliance;
 pub mod auth;
 pub mod engine;
 pub mod protocol;

@@ -1,0 +1,6 @@
+//! The appliance: the device config, the call logic around the engine, and the status report.
+
+pub mod config;
+#[cfg(feature = "device")]
+pub mod device;
+pub mod status;

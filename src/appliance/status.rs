@@ -1,0 +1,199 @@
+//! The device's status report (`GET /status` on `[status] listen`), built from the engine's
+//! states and counters and the media pipelines' counters. Pure: the HTTP server is in the binary.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+use crate::engine::{EngineStatus, PlayerState, PublisherState, RoomState};
+
+/// Counters of one played stream's decoders.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlayerMediaStats {
+    pub video_frames_decoded: u64,
+    pub audio_frames_decoded: u64,
+    pub width: u32,
+    pub height: u32,
+    pub latency_ms_p50: Option<f64>,
+    pub latency_ms_p95: Option<f64>,
+}
+
+/// Counters of the media side.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MediaStats {
+    /// The encoder element in use ("x264enc", "v4l2h264enc").
+    pub encoder: String,
+    pub bitrate_kbps: u32,
+    pub players: HashMap<String, PlayerMediaStats>,
+}
+
+/// The call as a person would describe it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallState {
+    Idle,
+    Standby,
+    Joining,
+    InCall,
+    Ending,
+    Error,
+}
+
+impl CallState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallState::Idle => "idle",
+            CallState::Standby => "standby",
+            CallState::Joining => "joining",
+            CallState::InCall => "in_call",
+            CallState::Ending => "ending",
+            CallState::Error => "error",
+        }
+    }
+}
+
+fn room_state(s: Option<RoomState>) -> &'static str {
+    match s {
+        Some(RoomState::Connected) => "CONNECTED",
+        Some(RoomState::Connecting) => "CONNECTING",
+        Some(RoomState::Disconnected) | None => "DISCONNECTED",
+    }
+}
+
+fn pub_state(s: PublisherState) -> &'static str {
+    match s {
+        PublisherState::NoPublish => "NO_PUBLISH",
+        PublisherState::PublishRequesting => "PUBLISH_REQUESTING",
+        PublisherState::Publishing => "PUBLISHING",
+    }
+}
+
+fn play_state(s: PlayerState) -> &'static str {
+    match s {
+        PlayerState::NoPlay => "NO_PLAY",
+        PlayerState::PlayRequesting => "PLAY_REQUESTING",
+        PlayerState::Playing => "PLAYING",
+    }
+}
+
+/// The status document (SPEC.md's fields, and a few more).
+pub fn status_json(
+    call: CallState,
+    room_id: &str,
+    stream_id: &str,
+    engine: &EngineStatus,
+    media: &MediaStats,
+) -> Value {
+    let publisher = match engine.publishers.get(stream_id) {
+        Some(p) => json!({
+            "stream_id": stream_id,
+            "state": pub_state(p.state),
+            "encoder": media.encoder,
+            "video_frames_sent": p.video_frames_sent,
+            "audio_frames_sent": p.audio_frames_sent,
+            "bitrate_kbps": media.bitrate_kbps,
+        }),
+        None => json!({
+            "stream_id": stream_id,
+            "state": "NO_PUBLISH",
+            "encoder": media.encoder,
+            "video_frames_sent": 0,
+            "audio_frames_sent": 0,
+            "bitrate_kbps": 0,
+        }),
+    };
+    let mut ids: Vec<&String> = engine.players.keys().collect();
+    ids.sort();
+    let players: Vec<Value> = ids
+        .into_iter()
+        .map(|id| {
+            let p = &engine.players[id];
+            let m = media.players.get(id).cloned().unwrap_or_default();
+            json!({
+                "stream_id": id,
+                "user_id": p.user_id,
+                "state": play_state(p.state),
+                "video_frames_received": p.video_frames_received,
+                "audio_frames_received": p.audio_frames_received,
+                "video_frames_decoded": m.video_frames_decoded,
+                "audio_frames_decoded": m.audio_frames_decoded,
+                "width": m.width,
+                "height": m.height,
+                "latency_ms_p50": m.latency_ms_p50,
+                "latency_ms_p95": m.latency_ms_p95,
+            })
+        })
+        .collect();
+    json!({
+        "call": call.as_str(),
+        "room": {
+            "id": engine.room_id.clone().unwrap_or_else(|| room_id.to_string()),
+            "state": room_state(engine.room_state),
+            "reason": engine.reason.clone().unwrap_or_default(),
+            "error_code": engine.error_code,
+        },
+        "publisher": publisher,
+        "players": players,
+        "target_bitrate_kbps": engine.target_bitrate_bps / 1000,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{PlayerStatus, PublisherStatus};
+
+    #[test]
+    fn has_the_spec_fields() {
+        let mut e = EngineStatus {
+            room_id: Some("room1".into()),
+            room_state: Some(RoomState::Connected),
+            reason: Some("Logined".into()),
+            ..Default::default()
+        };
+        e.publishers.insert(
+            "me".into(),
+            PublisherStatus {
+                state: PublisherState::Publishing,
+                video_frames_sent: 5,
+                audio_frames_sent: 9,
+                bytes_sent: 100,
+            },
+        );
+        e.players.insert(
+            "them".into(),
+            PlayerStatus {
+                state: PlayerState::Playing,
+                user_id: "u2".into(),
+                video_frames_received: 4,
+                audio_frames_received: 3,
+            },
+        );
+        let mut m = MediaStats {
+            encoder: "x264enc".into(),
+            bitrate_kbps: 800,
+            ..Default::default()
+        };
+        m.players.insert(
+            "them".into(),
+            PlayerMediaStats {
+                video_frames_decoded: 4,
+                width: 640,
+                height: 480,
+                latency_ms_p50: Some(30.0),
+                ..Default::default()
+            },
+        );
+        let v = status_json(CallState::InCall, "room1", "me", &e, &m);
+        assert_eq!(v["call"], "in_call");
+        assert_eq!(v["room"]["state"], "CONNECTED");
+        assert_eq!(v["room"]["reason"], "Logined");
+        assert_eq!(v["publisher"]["state"], "PUBLISHING");
+        assert_eq!(v["publisher"]["encoder"], "x264enc");
+        assert_eq!(v["publisher"]["video_frames_sent"], 5);
+        assert_eq!(v["players"][0]["stream_id"], "them");
+        assert_eq!(v["players"][0]["state"], "PLAYING");
+        assert_eq!(v["players"][0]["width"], 640);
+        assert_eq!(v["players"][0]["latency_ms_p50"], 30.0);
+        assert!(v["players"][0]["latency_ms_p95"].is_null());
+    }
+}
