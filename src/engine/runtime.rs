@@ -349,8 +349,9 @@ struct Runtime {
     ws_out: Option<mpsc::Sender<Message>>,
     ws_in: Option<futures_util::stream::SplitStream<WsStream>>,
     connecting: Option<oneshot::Receiver<Result<WsStream, String>>>,
-    /// Per (stream, kind): the first pts, so RTP time starts near 0 and grows with pts.
-    rtp_base: HashMap<(String, TrackKind), Duration>,
+    /// Per stream: the first pts of either kind, so that audio and video RTP times share one
+    /// origin (a player can line them up without waiting for sender reports).
+    rtp_base: HashMap<String, Duration>,
 }
 
 impl Runtime {
@@ -447,10 +448,7 @@ impl Runtime {
     }
 
     fn write_frame(&mut self, f: EncodedFrame) {
-        let base = *self
-            .rtp_base
-            .entry((f.stream_id.clone(), f.kind))
-            .or_insert(f.pts);
+        let base = *self.rtp_base.entry(f.stream_id.clone()).or_insert(f.pts);
         let rel = f.pts.saturating_sub(base);
         let ticks = (rel.as_nanos() * u128::from(f.kind.clock_rate()) / 1_000_000_000) as u64;
         let sent = self
@@ -532,7 +530,7 @@ impl Runtime {
                 }
                 CoreOutput::Capture { stream_id, on } => {
                     if on {
-                        self.rtp_base.retain(|(s, _), _| *s != stream_id);
+                        self.rtp_base.remove(&stream_id);
                         match self.backend.start_capture(&stream_id, frames_tx.clone()) {
                             Ok(c) => {
                                 self.captures.insert(stream_id, c);
