@@ -14,6 +14,7 @@
 //! | [`room`] | rooms, users, streams, sessions, limits: maps incoming frames to outgoing ones | none (sans-IO) |
 //! | [`sfu`] | WebRTC sessions (str0m), RTP forwarding, keyframes, rate feedback | none (sans-IO) |
 //! | `server` | axum HTTP/WebSocket, the UDP socket, metrics, config, shutdown | the adapter |
+//! | `media` | GStreamer capture, H.264/Opus encode and decode, display and speaker, ending at appsink/appsrc | the adapter (pure parts: stamp, tone, h264, playout, stats) |
 //!
 //! ## The run-loop contract
 //!
@@ -35,3 +36,6 @@ pub mod sfu;
 
 #[cfg(feature = "server")]
 pub mod server;
+
+#[cfg(feature = "device")]
+pub mod media;

@@ -1,0 +1,38 @@
+//! Media: GStreamer capture, encode, decode and output, ending at `appsink` and starting at
+//! `appsrc` so WebRTC (str0m, in the engine) stays out of GStreamer.
+//!
+//! | module | owns | I/O |
+//! |---|---|---|
+//! | [`settings`] | `[video]`, `[audio]`, `[display]` as typed settings | none |
+//! | [`stamp`] | the frame stamp drawn into test video and read back after decoding | none (pure) |
+//! | [`tone`] | frequency of a decoded tone (zero crossings) | none (pure) |
+//! | [`h264`] | Annex-B NAL scanning (IDR detection) | none (pure) |
+//! | [`playout`] | sender pts to player running time, late frames, no creeping delay | none (pure) |
+//! | [`stats`] | latency window, frame-order check | none (pure) |
+//! | `publish` | [`PublishPipeline`]: capture -> H.264 / Opus -> [`EncodedFrame`]s | GStreamer |
+//! | `play` | [`PlayPipeline`]: H.264 / Opus in -> decode -> display and speaker | GStreamer |
+//!
+//! Threads: GStreamer's streaming threads run the appsink callbacks, which never block (a full
+//! channel drops the frame and counts it) and never panic; one small bus thread per pipeline
+//! turns an error message into [`MediaError::Pipeline`] and stops the pipeline. Every wait has a
+//! timeout. `docs/media.md` has the pipeline graphs and the choices behind them.
+
+mod common;
+mod error;
+pub mod h264;
+mod play;
+pub mod playout;
+mod publish;
+pub mod settings;
+pub mod stamp;
+pub mod stats;
+pub mod tone;
+
+pub use common::init;
+pub use error::MediaError;
+pub use play::{PlayPipeline, PlayStats};
+pub use publish::{EncodedFrame, FrameKind, PublishPipeline, PublishStats};
+pub use settings::{
+    AudioCapture, AudioPlayback, AudioSettings, DisplaySink, EncoderChoice, PlaySettings,
+    PublishSettings, VideoSettings, VideoSource,
+};

@@ -1,0 +1,181 @@
+//! Maps the sender's timestamps onto the player's running time: pure, unit-tested on plain
+//! numbers.
+//!
+//! The engine passes each frame's pts derived from the sender's RTP timing (audio and video on
+//! one timeline, aligned through RTCP sender reports). The first frame anchors an offset so
+//! that it plays `delay` after it arrived; audio and video share that one offset, which is what
+//! keeps them in sync. The offset then follows the arrivals so delay never creeps:
+//! - a frame that arrives after its deadline is late; after `LATE_STREAK` late frames in a row
+//!   the offset moves later by the worst lateness seen (a clock or route change);
+//! - when every frame of a window of `WINDOW` arrived earlier than needed by more than
+//!   `EXCESS`, the offset moves earlier by that excess, at most `MAX_STEP` at a time (the first
+//!   frame, a large keyframe, often arrived slow and set the anchor too late).
+
+use std::time::Duration;
+
+const LATE_STREAK: u32 = 8;
+const WINDOW: u32 = 90;
+const EXCESS: i128 = 5_000_000;
+const MAX_STEP: i128 = 10_000_000;
+
+/// Where a frame goes on the player's timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    /// Running time at which the frame is to be shown or heard (before the sink's latency).
+    pub running_time: Duration,
+    /// Whether it arrived after its deadline.
+    pub late: bool,
+}
+
+/// The sender-pts to running-time mapping for one remote stream (audio and video together).
+#[derive(Debug, Clone)]
+pub struct Playout {
+    delay: i128,
+    offset: Option<i128>,
+    late_streak: u32,
+    worst_late: i128,
+    window_min_slack: i128,
+    window_count: u32,
+    /// How many times the offset was moved after the first anchor.
+    pub adjustments: u64,
+    /// Frames that arrived after their deadline.
+    pub late_frames: u64,
+}
+
+impl Playout {
+    /// `delay` is the jitter allowance: how long after its arrival the anchor frame plays.
+    pub fn new(delay: Duration) -> Self {
+        Self {
+            delay: delay.as_nanos() as i128,
+            offset: None,
+            late_streak: 0,
+            worst_late: 0,
+            window_min_slack: i128::MAX,
+            window_count: 0,
+            adjustments: 0,
+            late_frames: 0,
+        }
+    }
+
+    /// Forgets the anchor (a new stream or a sender restart).
+    pub fn reset(&mut self) {
+        *self = Self::new(Duration::from_nanos(self.delay as u64));
+    }
+
+    /// Places a frame with sender timestamp `pts` that arrived at running time `now`.
+    pub fn place(&mut self, pts: Duration, now: Duration) -> Placement {
+        let (pts, now) = (pts.as_nanos() as i128, now.as_nanos() as i128);
+        let offset = *self.offset.get_or_insert(now - pts);
+        let at = (pts + offset).max(0);
+        // Slack: how long before its deadline (at + delay) the frame arrived.
+        let slack = at + self.delay - now;
+        let late = slack < 0;
+        if late {
+            self.late_frames += 1;
+            self.late_streak += 1;
+            self.worst_late = self.worst_late.max(-slack);
+            if self.late_streak >= LATE_STREAK {
+                self.offset = Some(offset + self.worst_late);
+                self.adjustments += 1;
+                self.late_streak = 0;
+                self.worst_late = 0;
+                self.window_min_slack = i128::MAX;
+                self.window_count = 0;
+            }
+        } else {
+            self.late_streak = 0;
+            self.worst_late = 0;
+            self.window_min_slack = self.window_min_slack.min(slack);
+            self.window_count += 1;
+            if self.window_count >= WINDOW {
+                let excess = self.window_min_slack - self.delay;
+                if excess > EXCESS {
+                    self.offset = Some(offset - excess.min(MAX_STEP));
+                    self.adjustments += 1;
+                }
+                self.window_min_slack = i128::MAX;
+                self.window_count = 0;
+            }
+        }
+        Placement {
+            running_time: Duration::from_nanos(at as u64),
+            late,
+        }
+    }
+
+    /// The current offset (running time minus sender pts), once anchored.
+    pub fn offset_ns(&self) -> Option<i128> {
+        self.offset
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    #[test]
+    fn first_frame_anchors_and_steady_frames_keep_the_offset() {
+        let mut p = Playout::new(ms(40));
+        let first = p.place(ms(5000), ms(100));
+        assert_eq!(
+            first,
+            Placement {
+                running_time: ms(100),
+                late: false
+            }
+        );
+        for i in 1..50u64 {
+            let pl = p.place(ms(5000 + i * 33), ms(100 + i * 33 + 3));
+            assert_eq!(pl.running_time, ms(100 + i * 33));
+            assert!(!pl.late);
+        }
+        assert_eq!(p.adjustments, 0);
+    }
+
+    #[test]
+    fn a_late_frame_is_flagged_and_a_late_streak_moves_the_offset_later() {
+        let mut p = Playout::new(ms(20));
+        p.place(ms(0), ms(1000));
+        // The path got 50 ms slower: every frame is 30 ms past its deadline.
+        for i in 1..=LATE_STREAK as u64 {
+            assert!(p.place(ms(i * 33), ms(1000 + i * 33 + 50)).late);
+        }
+        assert_eq!(p.adjustments, 1);
+        let pl = p.place(ms(300), ms(1000 + 300 + 50));
+        assert!(!pl.late);
+        assert_eq!(pl.running_time, ms(1000 + 300 + 30));
+        assert_eq!(p.late_frames, u64::from(LATE_STREAK));
+    }
+
+    #[test]
+    fn a_slow_anchor_is_walked_back_so_delay_does_not_creep() {
+        let mut p = Playout::new(ms(20));
+        // The first frame (a big keyframe) arrived 40 ms later than the frames after it.
+        p.place(ms(0), ms(1040));
+        let mut last = None;
+        for i in 1..2000u64 {
+            last = Some(p.place(ms(i * 33), ms(1000 + i * 33)));
+        }
+        // Walked back in steps to where the steady frames arrive (within EXCESS).
+        let lag =
+            last.unwrap().running_time.as_nanos() as i128 - (1000 + 1999 * 33) as i128 * MS as i128;
+        assert!(lag.abs() <= EXCESS, "lag {lag}");
+        assert!(p.adjustments >= 4);
+        assert_eq!(p.late_frames, 0);
+    }
+
+    #[test]
+    fn reset_forgets_the_anchor() {
+        let mut p = Playout::new(ms(20));
+        p.place(ms(10), ms(10));
+        p.reset();
+        assert_eq!(p.offset_ns(), None);
+        assert_eq!(p.place(ms(0), ms(500)).running_time, ms(500));
+    }
+}

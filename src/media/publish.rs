@@ -1,0 +1,610 @@
+//! The publishing pipeline: capture -> H.264 (constrained baseline, Annex-B access units) and
+//! Opus (one packet per frame) -> [`EncodedFrame`]s on a bounded channel for the engine.
+//!
+//! ```text
+//! video: src -> videoconvert -> videoscale -> I420 WxH@fps [stamp probe] -> queue(2, leaky)
+//!        -> encoder -> h264parse config-interval=-1 -> byte-stream/au/constrained-baseline -> appsink
+//! audio: src -> audioconvert -> audioresample -> S16 48 kHz mono -> opusenc 20 ms voice -> appsink
+//! ```
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_video as gst_video;
+use gstreamer_video::prelude::*;
+use tokio::sync::mpsc;
+
+use super::MediaError;
+use super::common::{self, BusWatch, make, set_if_present};
+use super::settings::{
+    AudioCapture, EncoderChoice, MIN_BITRATE_KBPS, PublishSettings, VideoSettings, VideoSource,
+};
+use super::stamp::{self, Stamp};
+
+/// Audio or video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FrameKind {
+    Video,
+    Audio,
+}
+
+/// One encoded frame for the engine: an H.264 Annex-B access unit or one Opus packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedFrame {
+    pub kind: FrameKind,
+    pub data: Vec<u8>,
+    /// Pipeline running time at capture: monotonic, on one timeline for audio and video. The
+    /// engine derives the RTP timestamp from it (90 kHz video, 48 kHz audio).
+    pub pts: Duration,
+    pub duration: Duration,
+    /// An IDR access unit (with SPS/PPS in front). Always true for audio.
+    pub keyframe: bool,
+    /// Capture time as Unix ms (the pipeline clock mapped to the wall clock at start); for test
+    /// video it is also what the frame stamp in the picture says (mod 2^32).
+    pub capture_unix_ms: Option<u64>,
+}
+
+/// Publisher counters for the status endpoint and the benchmarks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishStats {
+    /// Encoder element in use (`x264enc`, `v4l2h264enc`).
+    pub encoder: String,
+    pub video_frames_sent: u64,
+    pub audio_frames_sent: u64,
+    pub keyframes_sent: u64,
+    /// Frames dropped because the engine's channel was full.
+    pub frames_dropped: u64,
+    pub bitrate_kbps: u32,
+    /// Mean time a raw frame spent in the encoder, over the recent frames (µs).
+    pub encode_time_us_mean: Option<u64>,
+}
+
+#[derive(Default)]
+struct Counters {
+    video: AtomicU64,
+    audio: AtomicU64,
+    keyframes: AtomicU64,
+    dropped: AtomicU64,
+    bitrate_kbps: AtomicU32,
+    /// Unix ns at running time 0; 0 until started.
+    anchor_unix_ns: AtomicU64,
+    frame_number: AtomicU32,
+    need_keyframe: AtomicBool,
+    encode: Mutex<EncodeTimer>,
+}
+
+/// Time in the encoder: the instant each raw pts went in, matched when it comes out.
+#[derive(Default)]
+struct EncodeTimer {
+    pending: VecDeque<(u64, Instant)>,
+    recent_us: VecDeque<u64>,
+}
+
+impl EncodeTimer {
+    fn enter(&mut self, pts: u64) {
+        if self.pending.len() >= 64 {
+            self.pending.pop_front();
+        }
+        self.pending.push_back((pts, Instant::now()));
+    }
+
+    fn leave(&mut self, pts: u64) {
+        while let Some((p, at)) = self.pending.pop_front() {
+            if p == pts {
+                if self.recent_us.len() >= 120 {
+                    self.recent_us.pop_front();
+                }
+                self.recent_us.push_back(at.elapsed().as_micros() as u64);
+                break;
+            }
+        }
+    }
+
+    fn mean_us(&self) -> Option<u64> {
+        let n = self.recent_us.len() as u64;
+        (n > 0).then(|| self.recent_us.iter().sum::<u64>() / n)
+    }
+}
+
+impl Counters {
+    fn capture_unix_ms(&self, running: Duration) -> Option<u64> {
+        let anchor = self.anchor_unix_ns.load(Ordering::Relaxed);
+        (anchor != 0).then(|| (u128::from(anchor) + running.as_nanos()) as u64 / 1_000_000)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EncoderKind {
+    V4l2,
+    X264,
+}
+
+/// Capture and encode; frames come out on the receiver returned by [`PublishPipeline::new`].
+pub struct PublishPipeline {
+    pipeline: gst::Pipeline,
+    encoder: gst::Element,
+    encoder_kind: EncoderKind,
+    video_sink: gst_app::AppSink,
+    counters: Arc<Counters>,
+    max_kbps: u32,
+    bus: BusWatch,
+}
+
+impl PublishPipeline {
+    /// Builds the pipeline (not started). Frames arrive on the returned receiver once
+    /// [`start`](Self::start) is called; a full channel drops frames rather than blocking capture.
+    pub fn new(
+        settings: &PublishSettings,
+    ) -> Result<(Self, mpsc::Receiver<EncodedFrame>), MediaError> {
+        common::init()?;
+        settings.video.validate()?;
+        let pipeline = gst::Pipeline::with_name("publish");
+        let counters = Arc::new(Counters::default());
+        let (tx, rx) = mpsc::channel(settings.channel_capacity.max(1));
+
+        let (encoder, encoder_kind, video_sink) =
+            build_video(&pipeline, &settings.video, &counters, tx.clone())?;
+        build_audio(&pipeline, settings, &counters, tx)?;
+
+        let start_kbps = settings.video.max_bitrate_kbps;
+        let bus = BusWatch::start(&pipeline)?;
+        let me = Self {
+            pipeline,
+            encoder,
+            encoder_kind,
+            video_sink,
+            counters,
+            max_kbps: start_kbps,
+            bus,
+        };
+        me.apply_bitrate(start_kbps);
+        Ok((me, rx))
+    }
+
+    /// Starts capture and encoding (waits at most a few seconds for the pipeline to run).
+    pub fn start(&self) -> Result<(), MediaError> {
+        if let Err(e) = common::change_state(&self.pipeline, gst::State::Playing) {
+            let _ = self.pipeline.set_state(gst::State::Null);
+            return Err(self.bus.error().unwrap_or(e));
+        }
+        let running = common::running_time(self.pipeline.upcast_ref()).unwrap_or_default();
+        let anchor = common::unix_ns().saturating_sub(running.as_nanos());
+        self.counters
+            .anchor_unix_ns
+            .store(anchor as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Stops capture and releases the devices (the pipeline goes to NULL).
+    pub fn stop(&self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+
+    /// Sets the video bitrate without restarting, clamped to [`MIN_BITRATE_KBPS`]..=max; returns
+    /// the bitrate applied.
+    pub fn set_bitrate_kbps(&self, kbps: u32) -> u32 {
+        let kbps = kbps.clamp(MIN_BITRATE_KBPS, self.max_kbps);
+        self.apply_bitrate(kbps);
+        kbps
+    }
+
+    fn apply_bitrate(&self, kbps: u32) {
+        match self.encoder_kind {
+            EncoderKind::X264 => self.encoder.set_property("bitrate", kbps),
+            EncoderKind::V4l2 => {
+                let controls = gst::Structure::builder("controls")
+                    .field("video_bitrate", (kbps * 1000) as i32)
+                    .build();
+                self.encoder.set_property("extra-controls", controls);
+            }
+        }
+        self.counters.bitrate_kbps.store(kbps, Ordering::Relaxed);
+    }
+
+    /// Asks the encoder for a keyframe (with SPS/PPS) as soon as it can.
+    pub fn request_keyframe(&self) {
+        request_keyframe(&self.video_sink);
+    }
+
+    /// The first pipeline error, if one happened (the pipeline is then stopped).
+    pub fn error(&self) -> Option<MediaError> {
+        self.bus.error()
+    }
+
+    pub fn stats(&self) -> PublishStats {
+        let c = &self.counters;
+        PublishStats {
+            encoder: self
+                .encoder
+                .factory()
+                .map(|f| f.name().to_string())
+                .unwrap_or_default(),
+            video_frames_sent: c.video.load(Ordering::Relaxed),
+            audio_frames_sent: c.audio.load(Ordering::Relaxed),
+            keyframes_sent: c.keyframes.load(Ordering::Relaxed),
+            frames_dropped: c.dropped.load(Ordering::Relaxed),
+            bitrate_kbps: c.bitrate_kbps.load(Ordering::Relaxed),
+            encode_time_us_mean: c.encode.lock().ok().and_then(|e| e.mean_us()),
+        }
+    }
+}
+
+impl Drop for PublishPipeline {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+fn request_keyframe(video_sink: &gst_app::AppSink) {
+    // Travels upstream from the appsink through h264parse (which re-sends SPS/PPS) to the encoder.
+    let event = gst_video::UpstreamForceKeyUnitEvent::builder()
+        .all_headers(true)
+        .build();
+    video_sink.send_event(event);
+}
+
+/// The video source elements for `source`; `true` when it is the test pattern (stamped).
+fn video_source(source: &VideoSource) -> Result<(gst::Element, bool), MediaError> {
+    let test = || -> Result<(gst::Element, bool), MediaError> {
+        let src = make("videotestsrc", "vsrc", "test video source")?;
+        src.set_property("is-live", true);
+        src.set_property_from_str("pattern", "smpte");
+        // Motion, so the encoder has real work and the bitrate means something.
+        src.set_property("horizontal-speed", 4i32);
+        Ok((src, true))
+    };
+    match source {
+        VideoSource::Test => test(),
+        VideoSource::V4l2(path) => {
+            let src = make("v4l2src", "vsrc", "V4L2 camera capture")?;
+            src.set_property("device", path.to_string_lossy().as_ref());
+            Ok((src, false))
+        }
+        VideoSource::Libcamera => Ok((make("libcamerasrc", "vsrc", "libcamera capture")?, false)),
+        VideoSource::Auto => {
+            // Device discovery (src/devices) will pick the camera; until then /dev/video0 if it opens.
+            if std::path::Path::new("/dev/video0").exists() && common::exists("v4l2src") {
+                let src = make("v4l2src", "vsrc", "V4L2 camera capture")?;
+                src.set_property("device", "/dev/video0");
+                if common::probe(&src).is_ok() {
+                    return Ok((src, false));
+                }
+            }
+            tracing::warn!("video source auto: no camera answers, publishing the test pattern");
+            test()
+        }
+    }
+}
+
+fn choose_encoder(
+    choice: EncoderChoice,
+    fps: u32,
+) -> Result<(gst::Element, EncoderKind), MediaError> {
+    let v4l2 = || -> Result<gst::Element, MediaError> {
+        let enc = make("v4l2h264enc", "venc", "hardware H.264 encoder")?;
+        common::probe(&enc)?;
+        let controls = gst::Structure::builder("controls")
+            .field("h264_i_frame_period", (2 * fps) as i32)
+            .field("repeat_sequence_header", 1i32)
+            .build();
+        enc.set_property("extra-controls", controls);
+        Ok(enc)
+    };
+    let x264 = || -> Result<gst::Element, MediaError> {
+        let enc = make("x264enc", "venc", "software H.264 encoder")?;
+        enc.set_property_from_str("tune", "zerolatency");
+        enc.set_property_from_str("speed-preset", "ultrafast");
+        enc.set_property("key-int-max", 2 * fps);
+        enc.set_property("bframes", 0u32);
+        enc.set_property("byte-stream", true);
+        Ok(enc)
+    };
+    match choice {
+        EncoderChoice::V4l2h264enc => Ok((v4l2()?, EncoderKind::V4l2)),
+        EncoderChoice::X264enc => Ok((x264()?, EncoderKind::X264)),
+        EncoderChoice::Auto => match common::exists("v4l2h264enc").then(v4l2) {
+            Some(Ok(enc)) => Ok((enc, EncoderKind::V4l2)),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "v4l2h264enc present but unusable, using x264enc");
+                Ok((x264()?, EncoderKind::X264))
+            }
+            None => Ok((x264()?, EncoderKind::X264)),
+        },
+    }
+}
+
+fn capsfilter(name: &str, caps: gst::Caps) -> Result<gst::Element, MediaError> {
+    let f = make("capsfilter", name, "caps filter")?;
+    f.set_property("caps", caps);
+    Ok(f)
+}
+
+fn running_time_of(sample: &gst::Sample, pts: gst::ClockTime) -> Duration {
+    let running = sample
+        .segment()
+        .and_then(|s| s.downcast_ref::<gst::ClockTime>())
+        .and_then(|s| s.to_running_time(pts))
+        .unwrap_or(pts);
+    Duration::from_nanos(running.nseconds())
+}
+
+fn build_video(
+    pipeline: &gst::Pipeline,
+    v: &VideoSettings,
+    counters: &Arc<Counters>,
+    tx: mpsc::Sender<EncodedFrame>,
+) -> Result<(gst::Element, EncoderKind, gst_app::AppSink), MediaError> {
+    let (src, stamped) = video_source(&v.source)?;
+    let convert = make("videoconvert", "vconvert", "video format conversion")?;
+    let scale = make("videoscale", "vscale", "video scaling")?;
+    let raw_caps = gst::Caps::builder("video/x-raw")
+        .field("format", "I420")
+        .field("width", v.width as i32)
+        .field("height", v.height as i32)
+        .field("framerate", gst::Fraction::new(v.fps as i32, 1))
+        .build();
+    let raw = capsfilter("vraw", raw_caps)?;
+    let queue = make("queue", "vqueue", "capture/encode decoupling")?;
+    queue.set_property("max-size-buffers", 2u32);
+    queue.set_property("max-size-bytes", 0u32);
+    queue.set_property("max-size-time", 0u64);
+    queue.set_property_from_str("leaky", "downstream");
+    let (encoder, kind) = choose_encoder(v.encoder, v.fps)?;
+    let mut enc_caps = gst::Caps::builder("video/x-h264")
+        .field("profile", "constrained-baseline")
+        .field("stream-format", "byte-stream");
+    if kind == EncoderKind::V4l2 {
+        // The Pi's encoder negotiates only with a level in the caps.
+        enc_caps = enc_caps.field("level", "4");
+    }
+    let enc_filter = capsfilter("venccaps", enc_caps.build())?;
+    let parse = make("h264parse", "vparse", "H.264 parser")?;
+    parse.set_property("config-interval", -1i32);
+    let out_caps = gst::Caps::builder("video/x-h264")
+        .field("stream-format", "byte-stream")
+        .field("alignment", "au")
+        .field("profile", "constrained-baseline")
+        .build();
+    let out = capsfilter("vout", out_caps)?;
+    let sink = gst_app::AppSink::builder()
+        .name("vsink")
+        .sync(false)
+        .max_buffers(8)
+        .drop(true)
+        .build();
+
+    let chain = [
+        &src,
+        &convert,
+        &scale,
+        &raw,
+        &queue,
+        &encoder,
+        &enc_filter,
+        &parse,
+        &out,
+        sink.upcast_ref(),
+    ];
+    pipeline
+        .add_many(chain)
+        .map_err(|e| MediaError::Init(format!("cannot add video elements: {e}")))?;
+    common::link_all(&chain)?;
+
+    if stamped {
+        add_stamp_probe(&raw, v, counters)?;
+    }
+    add_encode_timer(&encoder, counters)?;
+
+    let c = counters.clone();
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
+                let pts = buffer.pts().ok_or(gst::FlowError::Error)?;
+                let running = running_time_of(&sample, pts);
+                let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+                let keyframe = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
+                let frame = EncodedFrame {
+                    kind: FrameKind::Video,
+                    data: map.as_slice().to_vec(),
+                    pts: running,
+                    duration: buffer
+                        .duration()
+                        .map(|d| Duration::from_nanos(d.nseconds()))
+                        .unwrap_or_default(),
+                    keyframe,
+                    capture_unix_ms: c.capture_unix_ms(running),
+                };
+                if keyframe {
+                    c.need_keyframe.store(false, Ordering::Relaxed);
+                } else if c.need_keyframe.load(Ordering::Relaxed) {
+                    // A frame was dropped: the ones after it are useless until the next keyframe.
+                    c.dropped.fetch_add(1, Ordering::Relaxed);
+                    return Ok(gst::FlowSuccess::Ok);
+                }
+                match tx.try_send(frame) {
+                    Ok(()) => {
+                        c.video.fetch_add(1, Ordering::Relaxed);
+                        if keyframe {
+                            c.keyframes.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Err(_) => {
+                        c.dropped.fetch_add(1, Ordering::Relaxed);
+                        if !c.need_keyframe.swap(true, Ordering::Relaxed) {
+                            request_keyframe(sink);
+                        }
+                    }
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    Ok((encoder, kind, sink))
+}
+
+/// Draws the frame stamp into each raw frame, in place, before the encoder.
+fn add_stamp_probe(
+    raw: &gst::Element,
+    v: &VideoSettings,
+    counters: &Arc<Counters>,
+) -> Result<(), MediaError> {
+    let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, v.width, v.height)
+        .fps(gst::Fraction::new(v.fps as i32, 1))
+        .build()
+        .map_err(|e| MediaError::Init(format!("video info: {e}")))?;
+    let (width, height) = (v.width as usize, v.height as usize);
+    if !stamp::fits(width, height) {
+        tracing::warn!(
+            width,
+            height,
+            "picture too small for the frame stamp; not stamped"
+        );
+        return Ok(());
+    }
+    let pad = raw
+        .static_pad("src")
+        .ok_or_else(|| MediaError::Init("capsfilter without a src pad".into()))?;
+    let c = counters.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_pad, probe| {
+        let Some(buffer) = probe.buffer_mut() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let running = buffer
+            .pts()
+            .map(|p| Duration::from_nanos(p.nseconds()))
+            .unwrap_or_default();
+        let capture_ms = c.capture_unix_ms(running).unwrap_or(0) as u32;
+        let frame = c.frame_number.fetch_add(1, Ordering::Relaxed) as u16;
+        let buffer = buffer.make_mut();
+        if let Ok(mut vf) = gst_video::VideoFrameRef::from_buffer_ref_writable(buffer, &info) {
+            let stride = vf.plane_stride()[0] as usize;
+            if let Ok(luma) = vf.plane_data_mut(0) {
+                let _ = stamp::write(luma, stride, width, height, Stamp { frame, capture_ms });
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+    Ok(())
+}
+
+/// Notes when each raw frame enters the encoder and when its encoded frame leaves.
+fn add_encode_timer(encoder: &gst::Element, counters: &Arc<Counters>) -> Result<(), MediaError> {
+    let pad = |name: &str| {
+        encoder
+            .static_pad(name)
+            .ok_or_else(|| MediaError::Init(format!("encoder without a {name} pad")))
+    };
+    let c = counters.clone();
+    pad("sink")?.add_probe(gst::PadProbeType::BUFFER, move |_p, probe| {
+        if let (Some(pts), Ok(mut t)) = (probe.buffer().and_then(|b| b.pts()), c.encode.lock()) {
+            t.enter(pts.nseconds());
+        }
+        gst::PadProbeReturn::Ok
+    });
+    let c = counters.clone();
+    pad("src")?.add_probe(gst::PadProbeType::BUFFER, move |_p, probe| {
+        if let (Some(pts), Ok(mut t)) = (probe.buffer().and_then(|b| b.pts()), c.encode.lock()) {
+            t.leave(pts.nseconds());
+        }
+        gst::PadProbeReturn::Ok
+    });
+    Ok(())
+}
+
+fn build_audio(
+    pipeline: &gst::Pipeline,
+    settings: &PublishSettings,
+    counters: &Arc<Counters>,
+    tx: mpsc::Sender<EncodedFrame>,
+) -> Result<(), MediaError> {
+    let a = &settings.audio;
+    let test = || -> Result<gst::Element, MediaError> {
+        let src = make("audiotestsrc", "asrc", "test audio source")?;
+        src.set_property("is-live", true);
+        src.set_property_from_str("wave", "sine");
+        src.set_property("freq", a.test_tone_hz);
+        src.set_property("volume", 0.3f64);
+        // 20 ms buffers, one Opus frame each: no extra buffering before the encoder.
+        src.set_property("samplesperbuffer", 960i32);
+        Ok(src)
+    };
+    let alsa = |pcm: &str| -> Result<gst::Element, MediaError> {
+        let src = make("alsasrc", "asrc", "ALSA capture")?;
+        src.set_property("device", pcm);
+        Ok(src)
+    };
+    let src = match &a.capture {
+        AudioCapture::None => return Ok(()),
+        AudioCapture::Test => test()?,
+        AudioCapture::Alsa(pcm) => alsa(pcm)?,
+        AudioCapture::Auto => match alsa("default").and_then(|s| common::probe(&s).map(|()| s)) {
+            Ok(src) => src,
+            Err(e) => {
+                tracing::warn!(error = %e, "audio capture auto: no microphone answers, publishing the test tone");
+                test()?
+            }
+        },
+    };
+    let convert = make("audioconvert", "aconvert", "audio format conversion")?;
+    let resample = make("audioresample", "aresample", "audio resampling")?;
+    let raw = capsfilter(
+        "araw",
+        gst::Caps::builder("audio/x-raw")
+            .field("rate", 48_000i32)
+            .field("channels", 1i32)
+            .build(),
+    )?;
+    let enc = make("opusenc", "aenc", "Opus encoder")?;
+    enc.set_property_from_str("frame-size", "20");
+    enc.set_property("bitrate", a.bitrate_bps.clamp(6_000, 510_000) as i32);
+    enc.set_property_from_str("audio-type", "voice");
+    set_if_present(&enc, "inband-fec", "true");
+    let sink = gst_app::AppSink::builder()
+        .name("asink")
+        .sync(false)
+        .max_buffers(16)
+        .drop(true)
+        .build();
+    let chain = [&src, &convert, &resample, &raw, &enc, sink.upcast_ref()];
+    pipeline
+        .add_many(chain)
+        .map_err(|e| MediaError::Init(format!("cannot add audio elements: {e}")))?;
+    common::link_all(&chain)?;
+
+    let c = counters.clone();
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
+                let pts = buffer.pts().ok_or(gst::FlowError::Error)?;
+                let running = running_time_of(&sample, pts);
+                let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+                let frame = EncodedFrame {
+                    kind: FrameKind::Audio,
+                    data: map.as_slice().to_vec(),
+                    pts: running,
+                    duration: buffer
+                        .duration()
+                        .map(|d| Duration::from_nanos(d.nseconds()))
+                        .unwrap_or(Duration::from_millis(20)),
+                    keyframe: true,
+                    capture_unix_ms: c.capture_unix_ms(running),
+                };
+                match tx.try_send(frame) {
+                    Ok(()) => c.audio.fetch_add(1, Ordering::Relaxed),
+                    Err(_) => c.dropped.fetch_add(1, Ordering::Relaxed),
+                };
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    Ok(())
+}
