@@ -110,6 +110,14 @@ fn two_devices_call_and_frames_arrive_in_order_intact() {
         "RTP times do not follow the sender's clock"
     );
 
+    // the SFU tells the publisher what its player can take (REMB), for the encoder
+    let rates = &sim.devices[a].bitrates;
+    assert!(
+        !rates.is_empty(),
+        "the publisher never got a target bitrate"
+    );
+    assert!(rates.iter().all(|r| *r >= 100_000), "{rates:?}");
+
     // A stops: B's player ends with the stream-gone code, and A can publish again
     sim.command(
         a,

@@ -3,4 +3,6 @@
 pub mod config;
 #[cfg(feature = "device")]
 pub mod device;
+#[cfg(feature = "device")]
+pub mod gst_backend;
 pub mod status;

@@ -1,52 +1,168 @@
-//! `roomcam`: the appliance. Thin: parse arguments, build, run.
-//!
-//! Today only `roomcam demo` runs, and it starts the embedded room service alone: the device
-//! side (engine, capture, display) is not built yet.
+//! `roomcam`: the appliance. Thin: parse arguments, load the config, build, run.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use roomcam::appliance::config::{Auth, DeviceConfig, VideoSource};
+use roomcam::appliance::{device, gst_backend};
 use roomcam::server::{self, ServerConfig};
 
 #[derive(Parser)]
 #[command(name = "roomcam", version, about = "The roomcam video-call appliance")]
 struct Cli {
-    /// The device config file (TOML).
+    /// The device config file (TOML); default /etc/roomcam/roomcam.toml, else /boot/firmware/roomcam.toml.
     #[arg(long, value_name = "FILE")]
-    config: Option<std::path::PathBuf>,
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run an embedded room service (and, once the device side exists, this device on it) and
-    /// print the browser URL.
+    /// Run an embedded room service and this device on it (test sources when there is no
+    /// camera), and print the browser URL.
     Demo {
         /// Where the embedded room service listens.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Where the device's status endpoint listens.
+        #[arg(long, default_value = "127.0.0.1:9100")]
+        status: SocketAddr,
+        /// Run the room service alone, without this device.
+        #[arg(long)]
+        no_device: bool,
+    },
+    /// Validate the config and what it points to; exit non-zero with the reasons.
+    Check {
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
 }
 
 const DEMO_APP_ID: u32 = 1234567890;
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
-    match cli.command {
-        Some(Command::Demo { listen }) => demo(listen),
-        None => bail!(
-            "the device side of roomcam (--config, check, devices) is not built yet; \
-             `roomcam demo` runs the embedded room service"
-        ),
-    }
-}
-
-fn demo(listen: SocketAddr) -> Result<()> {
+fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ROOMCAM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Demo {
+            listen,
+            status,
+            no_device,
+        }) => {
+            init_tracing();
+            demo(listen, status, no_device)
+        }
+        Some(Command::Check { config }) => check(config.or(cli.config).as_deref()),
+        None => {
+            init_tracing();
+            let (cfg, path) = DeviceConfig::load(cli.config.as_deref())?;
+            tracing::info!(config = %path.display(), "starting");
+            let rt = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+            rt.block_on(run_device(cfg))
+        }
+    }
+}
+
+async fn run_device(cfg: DeviceConfig) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (publish, play) = gst_backend::settings_from(&cfg)?;
+    let backend = gst_backend::GstBackend::new(publish, play)?;
+    let stats = backend.stats_reader();
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    };
+    // A second signal exits at once.
+    let run = device::run(cfg, Box::new(backend), stats, shutdown, |addr| {
+        println!("status: http://{addr}/status");
+    });
+    tokio::pin!(run);
+    let mut term2 = signal(SignalKind::terminate())?;
+    let mut int2 = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        r = &mut run => r?,
+        _ = async { term2.recv().await; term2.recv().await } => std::process::exit(1),
+        _ = async { int2.recv().await; int2.recv().await } => std::process::exit(1),
+    }
+    Ok(())
+}
+
+fn check(path: Option<&Path>) -> Result<()> {
+    let (cfg, path) = DeviceConfig::load(path)?;
+    let mut problems = Vec::new();
+    match cfg.auth() {
+        Auth::Token(t) => check_token(&t, &mut problems),
+        Auth::TokenFile(p) => match std::fs::read_to_string(&p) {
+            Ok(t) => check_token(t.trim(), &mut problems),
+            Err(e) => problems.push(format!("[identity] token_file {}: {e}", p.display())),
+        },
+        Auth::AppSign(_) => {}
+    }
+    if let Ok(VideoSource::V4l2(dev)) = cfg.video.source()
+        && !dev.exists()
+    {
+        problems.push(format!("[video] source: {} does not exist", dev.display()));
+    }
+    if let Err(e) = gst_backend::settings_from(&cfg) {
+        problems.push(e.to_string());
+    }
+    if problems.is_empty() {
+        println!("{}: ok", path.display());
+        Ok(())
+    } else {
+        for p in &problems {
+            eprintln!("{}: {p}", path.display());
+        }
+        bail!("{} problem(s) in {}", problems.len(), path.display())
+    }
+}
+
+/// What can be checked of a token without the server's secret: its format and its (outer,
+/// unauthenticated) expiry.
+fn check_token(t: &str, problems: &mut Vec<String>) {
+    use base64::Engine as _;
+    let Some(body) = t.strip_prefix("04") else {
+        problems.push("[identity] token: not a token04 token (it must start with \"04\")".into());
+        return;
+    };
+    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(body.trim()) else {
+        problems.push("[identity] token: not valid base64 after \"04\"".into());
+        return;
+    };
+    let Some(exp) = raw
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(i64::from_be_bytes)
+    else {
+        problems.push("[identity] token: too short".into());
+        return;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    if exp < now {
+        problems.push(format!(
+            "[identity] token: expired {} s ago: mint a new one (roomcam-server token …)",
+            now - exp
+        ));
+    }
+}
+
+fn demo(listen: SocketAddr, status: SocketAddr, no_device: bool) -> Result<()> {
     let secret: String = {
         use rand::Rng;
         let mut rng = rand::thread_rng();
@@ -57,29 +173,89 @@ fn demo(listen: SocketAddr) -> Result<()> {
     let text = format!(
         "listen = \"{listen}\"\ndev_token_endpoint = true\n[media]\nudp_port = 0\n[[apps]]\napp_id = {DEMO_APP_ID}\nserver_secret = \"{secret}\"\n"
     );
-    let config = ServerConfig::parse(&text, std::path::Path::new("<demo>"))?;
+    let config = ServerConfig::parse(&text, Path::new("<demo>"))?;
     let rt = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
     rt.block_on(async move {
         let listener = server::bind(&config).await?;
         let addr = listener.local_addr()?;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(server::run(listener, config, async move {
+            let _ = stop_rx.await;
+        }));
         // Printing must not kill the demo when nobody reads its output any more.
-        let banner = format!(
-            "roomcam demo: room service on http://{addr}/ (app id {DEMO_APP_ID})\n  \
-             WebSocket signalling: ws://{addr}/ws\n  \
-             dev tokens: http://{addr}/api/dev-token?app_id={DEMO_APP_ID}&user_id=YOU&room_id=room1\n  \
-             note: the device side (camera, screen) is not built yet; this runs the room service alone.\n  \
-             Ctrl-C stops it.\n"
-        );
-        {
+        let say = |s: String| {
             use std::io::Write as _;
             let mut out = std::io::stdout().lock();
-            let _ = out.write_all(banner.as_bytes());
+            let _ = out.write_all(s.as_bytes());
             let _ = out.flush();
+        };
+        say(format!(
+            "roomcam demo: room service on http://{addr}/ (app id {DEMO_APP_ID}, room room1)\n  \
+             open that page, press \"Get dev token\", Login and Play the device's stream\n  \
+             WebSocket signalling: ws://{addr}/ws\n"
+        ));
+        let device = if no_device {
+            say("  (--no-device: the room service runs alone)\n".into());
+            None
+        } else {
+            let token = roomcam::auth::token04::mint(
+                &roomcam::auth::MintRequest {
+                    app_id: DEMO_APP_ID,
+                    user_id: "demo-device".into(),
+                    room_id: None,
+                    privileges: roomcam::auth::Privileges::default(),
+                    stream_ids: vec![],
+                    now_unix: server::hub::now().unix,
+                    ttl_secs: 24 * 3600,
+                },
+                &secret,
+                &mut rand::thread_rng(),
+            )?;
+            let has_camera = Path::new("/dev/video0").exists();
+            let sink = if roomcam::media::DisplaySink::desktop_present() {
+                "window"
+            } else if Path::new("/dev/dri/card0").exists() {
+                "kms"
+            } else {
+                "none"
+            };
+            let playback = if Path::new("/dev/snd").exists() { "auto" } else { "none" };
+            let dev_text = format!(
+                "[server]\nurl = \"ws://{addr}/ws\"\n[identity]\napp_id = {DEMO_APP_ID}\nuser_id = \"demo-device\"\nuser_name = \"roomcam demo\"\ntoken = \"{token}\"\n\
+                 [room]\nid = \"room1\"\n[video]\nsource = \"{}\"\nwidth = 640\nheight = 480\n[audio]\ncapture = \"{}\"\nplayback = \"{playback}\"\n\
+                 [display]\nsink = \"{sink}\"\n[status]\nlisten = \"{status}\"\n",
+                if has_camera { "auto" } else { "test" },
+                if Path::new("/dev/snd").exists() { "auto" } else { "test" },
+            );
+            let cfg = DeviceConfig::parse(&dev_text, Path::new("<demo device>"))?;
+            say(format!(
+                "  this device: user demo-device publishing stream demo-device-main ({}), display {sink}\n",
+                if has_camera { "camera" } else { "test pattern and tone" }
+            ));
+            let (publish, play) = gst_backend::settings_from(&cfg)?;
+            let backend = gst_backend::GstBackend::new(publish, play)?;
+            let stats = backend.stats_reader();
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let say2 = say;
+            let task = tokio::spawn(device::run(
+                cfg,
+                Box::new(backend),
+                Arc::clone(&stats),
+                async move {
+                    let _ = rx.await;
+                },
+                move |a| say2(format!("  device status: http://{a}/status\n")),
+            ));
+            Some((tx, task))
+        };
+        say("  Ctrl-C stops it.\n".into());
+        let _ = tokio::signal::ctrl_c().await;
+        if let Some((tx, task)) = device {
+            let _ = tx.send(());
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
         }
-        server::run(listener, config, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+        let _ = stop_tx.send(());
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), server).await;
         Ok(())
     })
 }

@@ -52,8 +52,9 @@ pub trait CaptureControl: Send {
 
 /// A running playback (decoders → screen + speaker) for one played stream.
 pub trait PlaybackSink: Send {
-    /// A frame with the sender's RTP time.
-    fn push(&mut self, frame: &ReceivedFrame);
+    /// A frame with the sender's RTP time. Returns true when the decoder needs a keyframe
+    /// (it lost its place): the engine then asks the publisher for one.
+    fn push(&mut self, frame: &ReceivedFrame) -> bool;
 }
 
 /// Where frames come from and go to.
@@ -212,6 +213,7 @@ impl Engine {
             ws_in: None,
             connecting: None,
             rtp_base: HashMap::new(),
+            keyframe_asked: HashMap::new(),
         };
         let task = tokio::spawn(run.run());
         Ok((
@@ -352,6 +354,8 @@ struct Runtime {
     /// Per stream: the first pts of either kind, so that audio and video RTP times share one
     /// origin (a player can line them up without waiting for sender reports).
     rtp_base: HashMap<String, Duration>,
+    /// When a keyframe was last asked for, per played stream.
+    keyframe_asked: HashMap<String, Instant>,
 }
 
 impl Runtime {
@@ -524,8 +528,19 @@ impl Runtime {
                             TrackKind::Audio => p.audio_frames_received += 1,
                         }
                     }
-                    if let Some(p) = self.playbacks.get_mut(&f.stream_id) {
-                        p.push(&f);
+                    let wants_key = self
+                        .playbacks
+                        .get_mut(&f.stream_id)
+                        .is_some_and(|p| p.push(&f));
+                    if wants_key {
+                        // Rate-limited: at most one request per stream per 500 ms.
+                        let now = Instant::now();
+                        let last = self.keyframe_asked.get(&f.stream_id).copied();
+                        if last.is_none_or(|t| now.duration_since(t) >= Duration::from_millis(500))
+                        {
+                            self.keyframe_asked.insert(f.stream_id.clone(), now);
+                            self.core.request_keyframe(now, &f.stream_id);
+                        }
                     }
                 }
                 CoreOutput::Capture { stream_id, on } => {

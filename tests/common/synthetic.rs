@@ -47,8 +47,9 @@ struct Playback {
 }
 
 impl PlaybackSink for Playback {
-    fn push(&mut self, frame: &ReceivedFrame) {
+    fn push(&mut self, frame: &ReceivedFrame) -> bool {
         self.rec.frames.lock().unwrap().push(frame.clone());
+        false
     }
 }
 

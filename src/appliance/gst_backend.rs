@@ -1,0 +1,326 @@
+//! The engine's [`MediaBackend`] on GStreamer: a [`PublishPipeline`] per published stream and a
+//! [`PlayPipeline`] per played stream, built from the device config.
+//!
+//! Play timing: each received frame's presentation time comes from the sender's RTP time.
+//! Our engine gives audio and video of a stream one RTP origin; for other senders (browsers,
+//! with random origins) each kind is anchored at its first arrival, which keeps them within
+//! network jitter of each other.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use super::config::DeviceConfig;
+use super::status::{MediaStats, PlayerMediaStats};
+use crate::engine::{
+    CaptureControl, EncodedFrame, MediaBackend, PlaybackSink, ReceivedFrame, TrackKind,
+};
+use crate::media::{
+    AudioPlayback, DisplaySink, FrameKind, MediaError, PlayPipeline, PlaySettings, PublishPipeline,
+    PublishSettings,
+};
+
+/// Builds the media settings from the device config.
+pub fn settings_from(cfg: &DeviceConfig) -> Result<(PublishSettings, PlaySettings), MediaError> {
+    let mut publish = PublishSettings::default();
+    publish.video.source = cfg.video.source.parse()?;
+    publish.video.width = cfg.video.width;
+    publish.video.height = cfg.video.height;
+    publish.video.fps = cfg.video.fps;
+    publish.video.encoder = match cfg.video.encoder {
+        super::config::EncoderChoice::Auto => crate::media::EncoderChoice::Auto,
+        super::config::EncoderChoice::V4l2h264enc => crate::media::EncoderChoice::V4l2h264enc,
+        super::config::EncoderChoice::X264enc => crate::media::EncoderChoice::X264enc,
+    };
+    publish.video.max_bitrate_kbps = cfg.video.max_bitrate_kbps;
+    publish.audio.capture = cfg.audio.capture.parse()?;
+    publish.video.validate()?;
+    let play = PlaySettings {
+        display: match cfg.display.sink {
+            super::config::SinkChoice::Auto => DisplaySink::Auto,
+            super::config::SinkChoice::Kms => DisplaySink::Kms,
+            super::config::SinkChoice::Window => DisplaySink::Window,
+            super::config::SinkChoice::None => DisplaySink::None,
+        },
+        playback: cfg.audio.playback.parse::<AudioPlayback>()?,
+        ..PlaySettings::default()
+    };
+    Ok((publish, play))
+}
+
+#[derive(Default)]
+struct Registry {
+    publishers: HashMap<String, Arc<PublishPipeline>>,
+    players: HashMap<String, Arc<PlayPipeline>>,
+}
+
+/// The backend. Clone the [`GstBackend::stats_reader`] before handing the backend to the engine.
+pub struct GstBackend {
+    publish: PublishSettings,
+    play: PlaySettings,
+    registry: Arc<Mutex<Registry>>,
+}
+
+impl GstBackend {
+    pub fn new(publish: PublishSettings, play: PlaySettings) -> Result<Self, MediaError> {
+        crate::media::init()?;
+        Ok(GstBackend {
+            publish,
+            play,
+            registry: Arc::new(Mutex::new(Registry::default())),
+        })
+    }
+
+    /// A function that reads the pipelines' counters (for the status endpoint).
+    pub fn stats_reader(&self) -> Arc<dyn Fn() -> MediaStats + Send + Sync> {
+        let reg = self.registry.clone();
+        Arc::new(move || {
+            let Ok(r) = reg.lock() else {
+                return MediaStats::default();
+            };
+            let mut m = MediaStats::default();
+            if let Some(p) = r.publishers.values().next() {
+                let s = p.stats();
+                m.encoder = s.encoder;
+                m.bitrate_kbps = s.bitrate_kbps;
+            }
+            for (id, p) in &r.players {
+                let s = p.stats();
+                m.players.insert(
+                    id.clone(),
+                    PlayerMediaStats {
+                        video_frames_decoded: s.video_frames_decoded,
+                        audio_frames_decoded: s.audio_frames_decoded,
+                        width: s.width,
+                        height: s.height,
+                        latency_ms_p50: s.latency_ms_p50.map(f64::from),
+                        latency_ms_p95: s.latency_ms_p95.map(f64::from),
+                    },
+                );
+            }
+            m
+        })
+    }
+
+    /// A handle that finds this backend's pipelines after the backend went to the engine.
+    pub fn handle(&self) -> GstHandle {
+        GstHandle {
+            registry: self.registry.clone(),
+        }
+    }
+}
+
+/// Finds a backend's running pipelines (tests and benchmarks read their counters).
+#[derive(Clone)]
+pub struct GstHandle {
+    registry: Arc<Mutex<Registry>>,
+}
+
+impl GstHandle {
+    /// The play pipeline of a stream, while it plays.
+    pub fn player(&self, stream_id: &str) -> Option<Arc<PlayPipeline>> {
+        self.registry.lock().ok()?.players.get(stream_id).cloned()
+    }
+
+    /// The publish pipeline of a stream, while it publishes.
+    pub fn publisher(&self, stream_id: &str) -> Option<Arc<PublishPipeline>> {
+        self.registry
+            .lock()
+            .ok()?
+            .publishers
+            .get(stream_id)
+            .cloned()
+    }
+}
+
+struct Capture {
+    stream_id: String,
+    pipeline: Arc<PublishPipeline>,
+    forward: tokio::task::JoinHandle<()>,
+    registry: Arc<Mutex<Registry>>,
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.forward.abort();
+        self.pipeline.stop();
+        if let Ok(mut r) = self.registry.lock() {
+            r.publishers.remove(&self.stream_id);
+        }
+    }
+}
+
+/// Opus and RTP overhead left out of the video budget.
+const AUDIO_BUDGET_BPS: u64 = 64_000;
+
+impl CaptureControl for Capture {
+    fn request_keyframe(&mut self) {
+        self.pipeline.request_keyframe();
+    }
+    fn set_target_bitrate(&mut self, bps: u64) {
+        let video = bps.saturating_sub(AUDIO_BUDGET_BPS) / 1000;
+        self.pipeline
+            .set_bitrate_kbps(u32::try_from(video).unwrap_or(u32::MAX));
+    }
+}
+
+struct KindClock {
+    first_rtp: u64,
+    first_arrival: Instant,
+}
+
+struct Playback {
+    stream_id: String,
+    pipeline: Arc<PlayPipeline>,
+    registry: Arc<Mutex<Registry>>,
+    origin: Option<Instant>,
+    video: Option<KindClock>,
+    audio: Option<KindClock>,
+    /// When audio and video share one RTP origin (our engine's senders do), the sender time
+    /// (µs) of the first kind's first frame: both kinds are then placed on that one timeline.
+    shared_origin: Option<u64>,
+}
+
+impl Drop for Playback {
+    fn drop(&mut self) {
+        self.pipeline.stop();
+        if let Ok(mut r) = self.registry.lock() {
+            r.players.remove(&self.stream_id);
+        }
+    }
+}
+
+impl Playback {
+    fn secs(rtp: u64, kind: TrackKind) -> f64 {
+        rtp as f64 / kind.clock_rate() as f64
+    }
+
+    fn pts(&mut self, f: &ReceivedFrame) -> Duration {
+        let origin = *self.origin.get_or_insert(f.arrival);
+        let (mine, other) = match f.kind {
+            TrackKind::Video => (&mut self.video, &self.audio),
+            TrackKind::Audio => (&mut self.audio, &self.video),
+        };
+        if mine.is_none() {
+            *mine = Some(KindClock {
+                first_rtp: f.rtp_time,
+                first_arrival: f.arrival,
+            });
+            // The second kind to arrive tells whether both share one RTP origin: its sender
+            // time must then sit where the first kind's clock says, give or take a second.
+            if let Some(o) = other {
+                let other_kind = match f.kind {
+                    TrackKind::Video => TrackKind::Audio,
+                    TrackKind::Audio => TrackKind::Video,
+                };
+                let predicted = Self::secs(o.first_rtp, other_kind)
+                    + f.arrival
+                        .saturating_duration_since(o.first_arrival)
+                        .as_secs_f64();
+                let actual = Self::secs(f.rtp_time, f.kind);
+                if (actual - predicted).abs() < 1.0 {
+                    self.shared_origin = Some(o.first_rtp * 1_000_000 / other_kind.clock_rate());
+                }
+            }
+        }
+        if let Some(origin_us) = self.shared_origin {
+            // One sender timeline: lip sync follows the sender's capture clock exactly.
+            let us = f.rtp_time * 1_000_000 / f.kind.clock_rate();
+            let first = match (&self.video, &self.audio) {
+                (Some(v), Some(a)) => v.first_arrival.min(a.first_arrival),
+                _ => origin,
+            };
+            return first.saturating_duration_since(origin)
+                + Duration::from_micros(us.saturating_sub(origin_us));
+        }
+        let Some(k) = (match f.kind {
+            TrackKind::Video => &self.video,
+            TrackKind::Audio => &self.audio,
+        }) else {
+            return Duration::ZERO;
+        };
+        let since_first = Duration::from_nanos(
+            (u128::from(f.rtp_time.saturating_sub(k.first_rtp)) * 1_000_000_000
+                / u128::from(f.kind.clock_rate())) as u64,
+        );
+        k.first_arrival.saturating_duration_since(origin) + since_first
+    }
+}
+
+impl PlaybackSink for Playback {
+    fn push(&mut self, frame: &ReceivedFrame) -> bool {
+        let pts = self.pts(frame);
+        let r = match frame.kind {
+            TrackKind::Video => self.pipeline.push_video(frame.data.clone(), pts),
+            TrackKind::Audio => self.pipeline.push_audio(frame.data.clone(), pts),
+        };
+        match r {
+            Ok(crate::media::PushOutcome::Queued) => false,
+            Ok(crate::media::PushOutcome::WaitingForKeyframe)
+            | Ok(crate::media::PushOutcome::Dropped) => frame.kind == TrackKind::Video,
+            Err(e) => {
+                tracing::warn!(stream = %self.stream_id, error = %e, "play pipeline refused a frame");
+                false
+            }
+        }
+    }
+}
+
+impl MediaBackend for GstBackend {
+    fn start_capture(
+        &mut self,
+        stream_id: &str,
+        frames: mpsc::Sender<EncodedFrame>,
+    ) -> Result<Box<dyn CaptureControl>, String> {
+        let (pipeline, mut rx) = PublishPipeline::new(&self.publish).map_err(|e| e.to_string())?;
+        pipeline.start().map_err(|e| e.to_string())?;
+        let pipeline = Arc::new(pipeline);
+        if let Ok(mut r) = self.registry.lock() {
+            r.publishers.insert(stream_id.to_string(), pipeline.clone());
+        }
+        let id = stream_id.to_string();
+        let forward = tokio::spawn(async move {
+            while let Some(f) = rx.recv().await {
+                let kind = match f.kind {
+                    FrameKind::Video => TrackKind::Video,
+                    FrameKind::Audio => TrackKind::Audio,
+                };
+                let frame = EncodedFrame {
+                    stream_id: id.clone(),
+                    kind,
+                    pts: f.pts,
+                    data: f.data,
+                };
+                if frames.send(frame).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Box::new(Capture {
+            stream_id: stream_id.to_string(),
+            pipeline,
+            forward,
+            registry: self.registry.clone(),
+        }))
+    }
+
+    fn start_playback(&mut self, stream_id: &str) -> Result<Box<dyn PlaybackSink>, String> {
+        let pipeline = PlayPipeline::new(&self.play).map_err(|e| e.to_string())?;
+        pipeline.start().map_err(|e| e.to_string())?;
+        let pipeline = Arc::new(pipeline);
+        if let Ok(mut r) = self.registry.lock() {
+            r.players.insert(stream_id.to_string(), pipeline.clone());
+        }
+        Ok(Box::new(Playback {
+            stream_id: stream_id.to_string(),
+            pipeline,
+            registry: self.registry.clone(),
+            origin: None,
+            video: None,
+            audio: None,
+            shared_origin: None,
+        }))
+    }
+}
