@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 #[tokio::test]
 async fn demo_serves_and_mints_dev_tokens() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_roomcam"))
-        .args(["demo", "--listen", "127.0.0.1:0"])
+        .args(["demo", "--listen", "127.0.0.1:0", "--status", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
