@@ -1,5 +1,6 @@
 //! The appliance: the device config, the call logic around the engine, and the status report.
 
+pub mod call;
 pub mod config;
 #[cfg(feature = "device")]
 pub mod device;
