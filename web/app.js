@@ -59,6 +59,7 @@
   function logLine(dir, text) {
     const line = `${new Date().toISOString().slice(11, 23)} ${dir} ${text}`;
     state.log.push(line);
+    if (dir === '!!') console.warn(line);
     if (state.log.length > LOG_MAX) state.log.shift();
     const ol = $('log');
     ol.prepend(el('li', { textContent: line }));
@@ -509,24 +510,26 @@
       if (gen !== wsGeneration) throw new Error('session ended');
       const p = ensurePc();
       const step = await job(p);
-      const offer = await p.createOffer();
-      await p.setLocalDescription(offer);
-      if (step && step.request) {
-        try {
-          await step.request();
-        } catch (e) {
-          // The server refused (publish/play error): undo this offer and the job's transceivers.
-          if (p.signalingState === 'have-local-offer') await p.setLocalDescription({ type: 'rollback' });
-          if (step.rollback) step.rollback();
-          throw e;
-        }
+      let undo = step && step.rollback;
+      try {
+        const offer = await p.createOffer();
+        await p.setLocalDescription(offer);
+        // publish/play name the mids of this offer; the server must accept them before the offer.
+        if (step && step.request) await step.request();
+        undo = null; // the server now counts on these transceivers
+        await waitGathering(p);
+        send({ type: 'offer', sdp: p.localDescription.sdp });
+        p._offerSent = true;
+        const answer = await waitFor((m) => m.type === 'answer', (m) => m.request === 'offer', REPLY_TIMEOUT_MS, `answer (${label})`);
+        if (gen !== wsGeneration || p.signalingState === 'closed') return;
+        await p.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+      } catch (e) {
+        // Refused (publish/play error, offer error, unusable answer): undo this offer so that
+        // the next negotiation starts from the last agreed state.
+        if (p.signalingState === 'have-local-offer') await p.setLocalDescription({ type: 'rollback' }).catch(() => {});
+        if (undo) undo();
+        throw e;
       }
-      await waitGathering(p);
-      send({ type: 'offer', sdp: p.localDescription.sdp });
-      p._offerSent = true;
-      const answer = await waitFor((m) => m.type === 'answer', (m) => m.request === 'offer', REPLY_TIMEOUT_MS, `answer (${label})`);
-      if (gen !== wsGeneration || p.signalingState === 'closed') return;
-      await p.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
     };
     const result = negotiationChain.then(run);
     negotiationChain = result.catch(() => {});
@@ -599,6 +602,7 @@
     $('local-stream-id').textContent = streamId;
     $('local-tile').hidden = false;
     $('local-tile').dataset.streamId = streamId;
+    let accepted = false;
     const vTrack = media.getVideoTracks()[0] || null;
     const aTrack = media.getAudioTracks()[0] || null;
     try {
@@ -619,6 +623,7 @@
               REPLY_TIMEOUT_MS,
               'publishResult',
             );
+            accepted = true;
           },
           rollback: () => {
             giveBack('sendonly', [video, audio]);
@@ -631,6 +636,14 @@
       if (state.publisher.media === media) {
         stopLocalMedia();
         setPublishState('NO_PUBLISH');
+      }
+      // The room took the stream but the media session refused it: take it back out.
+      if (accepted && state.roomState === 'CONNECTED') {
+        try {
+          send({ type: 'stopPublish', streamId });
+        } catch {
+          /* closing */
+        }
       }
       if (e.message !== 'session ended') showError(e.code ?? null, e.message);
     }
@@ -689,6 +702,7 @@
     if (state.players.has(streamId) || state.roomState !== 'CONNECTED') return;
     if (!h264.recv) showError(null, 'This browser cannot receive H.264: the video will not play (see the notice above).');
     const player = { state: 'PLAY_REQUESTING', transceivers: null, media: null, tile: null, stats: null, prev: null };
+    let accepted = false;
     state.players.set(streamId, player);
     renderStreams();
     try {
@@ -705,6 +719,7 @@
               REPLY_TIMEOUT_MS,
               'playResult',
             );
+            accepted = true;
           },
           rollback: () => {
             giveBack('recvonly', [video, audio]);
@@ -721,6 +736,15 @@
       if (state.players.get(streamId) === player) {
         state.players.delete(streamId);
         renderStreams();
+        if (player.transceivers) giveBack('recvonly', [player.transceivers.video, player.transceivers.audio]);
+        player.transceivers = null;
+      }
+      if (accepted && state.roomState === 'CONNECTED') {
+        try {
+          send({ type: 'stopPlay', streamId });
+        } catch {
+          /* closing */
+        }
       }
       if (e.message !== 'session ended') showError(e.code ?? null, e.message, { streamId });
     }

@@ -126,7 +126,12 @@ test('a page over plain HTTP from a non-loopback name says camera access needs H
   await page.close();
 });
 
-test('a browser without H.264 is told so', async () => {
+test('a browser without H.264 is told so, and the server refuses its offer with 1006002', async () => {
+  const source = await openPage(browser, server, 'bad_input-h264-source');
+  await loginWithDevToken(source, { roomId: 'noh264-room', userId: 'h264-source' });
+  await publish(source, 'h264-src');
+
+  // A page whose browser (so it believes) has no H.264 at all.
   const page = await browser.newPage();
   await page.addInitScript(() => {
     for (const cls of [RTCRtpSender, RTCRtpReceiver]) {
@@ -139,7 +144,20 @@ test('a browser without H.264 is told so', async () => {
     }
   });
   await page.goto(`${server.url}/?app_id=${server.appId}`);
+  page._roomcamName = 'no-h264';
   await page.waitForSelector('#notice-h264:not([hidden])');
   assert.match(await page.textContent('#notice-h264'), /cannot send or receive H\.264/);
+  await loginWithDevToken(page, { roomId: 'noh264-room', userId: 'no-h264' });
+  assert.equal(await page.isDisabled('#btn-publish'), true);
+
+  // Playing anyway: the offer carries no H.264, the server says why, the page cleans up.
+  await page.click('#streams li[data-stream-id="h264-src"] button[data-testid="play"]');
+  await page.waitForFunction(() => document.getElementById('error').dataset.code === '1006002');
+  assert.match(await page.textContent('#error'), /^1006002 no common codec/);
+  await page.waitForSelector('#streams li[data-stream-id="h264-src"][data-play-state="NO_PLAY"]');
+  assert.equal(await page.locator('#remote-videos [data-testid="remote-tile"]').count(), 0);
+  assert.equal(await page.evaluate(() => window.roomcamDebug.state.signalingState), 'stable');
+  assert.equal(await source.getAttribute('#publish-state', 'data-state'), 'PUBLISHING');
   await page.close();
+  await source.close();
 });

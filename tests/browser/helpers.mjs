@@ -273,3 +273,78 @@ export async function pageDiagnostics(page) {
     return { unavailable: String(e) };
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Devices (`target/debug/roomcam`), for the device<->browser tests of issue 5. The config follows
+// docs/SPEC's device config: test sources, no display (decode and count), a status endpoint.
+
+/** Starts a headless `roomcam` device logged into `roomId` of `server`, publishing `streamId`. */
+export async function startDevice(server, { name = 'device', userId, roomId, streamId, token, video = {}, extraToml = '' }) {
+  const statusPort = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'roomcam-device-'));
+  const configPath = join(dir, 'roomcam.toml');
+  const tok = token ?? (await devToken(server, userId, roomId));
+  const v = { width: 640, height: 480, fps: 30, encoder: 'x264enc', ...video };
+  writeFileSync(
+    configPath,
+    `[server]
+url = "${server.wsUrl}"
+[identity]
+app_id = ${server.appId}
+user_id = "${userId}"
+user_name = "${userId}"
+token = "${tok}"
+[room]
+id = "${roomId}"
+auto_join = true
+presence = true
+stream_id = "${streamId}"
+[video]
+source = "test"
+width = ${v.width}
+height = ${v.height}
+fps = ${v.fps}
+encoder = "${v.encoder}"
+[audio]
+capture = "test"
+playback = "none"
+[display]
+sink = "none"
+[status]
+listen = "127.0.0.1:${statusPort}"
+${extraToml}
+`,
+  );
+  const proc = spawnLogged(name, bin('roomcam'), ['--config', configPath], {
+    env: { ROOMCAM_LOG: process.env.ROOMCAM_LOG || 'info' },
+  });
+  const statusUrl = `http://127.0.0.1:${statusPort}/status`;
+  const device = {
+    name,
+    userId,
+    streamId,
+    statusUrl,
+    configPath,
+    logPath: proc.logPath,
+    proc,
+    async status() {
+      const r = await fetch(statusUrl);
+      if (!r.ok) throw new Error(`${name} /status: HTTP ${r.status}`);
+      return r.json();
+    },
+    /** Polls /status until `pred(status)` is truthy; returns that status. */
+    async waitStatus(what, pred, timeoutMs = 60000) {
+      return until(`${name}: ${what} (log: ${proc.logPath})`, async () => {
+        if (!proc.running) throw new Error(`${name} exited; see ${proc.logPath}`);
+        const s = await device.status();
+        return pred(s) ? s : null;
+      }, timeoutMs, 500);
+    },
+    async stop() {
+      await proc.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  await device.waitStatus('the status endpoint to answer', () => true, 30000);
+  return device;
+}

@@ -59,6 +59,15 @@ test('a browser publishes, a second browser plays it at the published size', asy
 
     await player.screenshot({ path: join(ARTIFACTS, 'browser-plays-browser.png'), fullPage: true });
     await publisher.screenshot({ path: join(ARTIFACTS, 'browser-publishes.png'), fullPage: true });
+
+    // The URL `roomcam demo` can print: the page fetches a dev token, logs in and plays what
+    // is published, with no clicks.
+    const viewer = await openPage(playBrowser, server, 'publish_play-viewer', {
+      room_id: room, user_id: 'web-view', autologin: '1', autoplay: '1',
+    });
+    await viewer.waitForSelector('#remote-videos [data-stream-id="web-pub-cam"] video');
+    await waitFramesDecoded(viewer, 'web-pub-cam', 30, 90000);
+    await viewer.close();
   } catch (e) {
     await player.screenshot({ path: join(ARTIFACTS, 'publish_play-failure-player.png'), fullPage: true }).catch(() => {});
     e.message += `\nplayer: ${JSON.stringify(await pageDiagnostics(player), null, 1)}` +
