@@ -81,6 +81,22 @@ test('two browsers play each other; a logout removes the stream and the user at 
     await bob.waitForSelector('#remote-videos [data-stream-id="alice-cam"]', { state: 'detached' });
     await play(bob, 'alice-cam');
     await waitFramesDecoded(bob, 'alice-cam', 30, 90000);
+
+    // A third page that plays everything at once: two plays queued back to back, negotiated one
+    // after the other on one peer connection.
+    await publish(bob, 'bob-cam2');
+    const carol = await openPage(ba, server, 'two_browsers-carol', {
+      room_id: room, user_id: 'carol', autologin: '1', autoplay: '1',
+    });
+    await carol.waitForSelector('#remote-videos [data-stream-id="alice-cam"] video');
+    await carol.waitForSelector('#remote-videos [data-stream-id="bob-cam2"] video');
+    await Promise.all([
+      waitFramesDecoded(carol, 'alice-cam', 30, 90000),
+      waitFramesDecoded(carol, 'bob-cam2', 30, 90000),
+    ]);
+    const transceivers = await carol.evaluate(() => window.roomcamDebug.pc.getTransceivers().length);
+    assert.equal(transceivers, 4);
+    await carol.close();
   } catch (e) {
     await alice.screenshot({ path: join(ARTIFACTS, 'two_browsers-failure-alice.png'), fullPage: true }).catch(() => {});
     await bob.screenshot({ path: join(ARTIFACTS, 'two_browsers-failure-bob.png'), fullPage: true }).catch(() => {});
