@@ -184,6 +184,9 @@ export const CHROMIUM_ARGS = [
   '--disable-background-networking',
   '--disable-component-update',
   '--disable-sync',
+  // The room service listens on 127.0.0.1: let WebRTC gather loopback candidates too, so that
+  // media flows even on a machine whose only interface is lo.
+  '--allow-loopback-in-peer-connection',
   // Remote videos start with sound, as they would after a click.
   '--autoplay-policy=no-user-gesture-required',
   // Headless tabs in one process are never "in the background": keep timers and video running.
