@@ -115,7 +115,7 @@
     $('btn-login').disabled = !idle;
     $('btn-logout').disabled = idle;
     $('btn-publish').disabled = !connected || state.publisher.state !== 'NO_PUBLISH' || !canCapture() || !h264.send;
-    $('btn-stop-publish').disabled = !connected || state.publisher.state === 'NO_PUBLISH';
+    $('btn-stop-publish').disabled = !connected || state.publisher.state !== 'PUBLISHING';
     for (const id of ['app-id', 'room-id', 'user-id', 'user-name']) $(id).disabled = !idle;
     renderStreams();
   }
@@ -411,7 +411,10 @@
         break;
       case 'error':
         if (!waited) showError(msg.code, msg.message, { request: msg.request, streamId: msg.streamId });
-        if (msg.streamId && state.players.has(msg.streamId) && msg.request === 'play') releasePlayer(msg.streamId, true);
+        // A player that was playing lost its stream (a pending play handles its own errors).
+        if (msg.streamId && msg.request === 'play' && state.players.get(msg.streamId)?.state === 'PLAYING') {
+          releasePlayer(msg.streamId, true);
+        }
         break;
       default:
         break; // loginResult, answers and results are handled by their waiters; unknown types are ignored
@@ -543,6 +546,7 @@
     let t;
     if (i >= 0) {
       t = pool.splice(i, 1)[0];
+      t._roomcamFree = false;
       t.direction = direction;
       if (direction === 'sendonly') t.sender.replaceTrack(track).catch((e) => logLine('!!', `replaceTrack: ${e}`));
     } else {
@@ -554,7 +558,9 @@
 
   function giveBack(direction, transceivers) {
     for (const t of transceivers) {
-      if (!t) continue;
+      // Idempotent: a transceiver can be given back by a stop and by an undone negotiation.
+      if (!t || t._roomcamFree) continue;
+      t._roomcamFree = true;
       try {
         if (direction === 'sendonly' && pc && pc.signalingState !== 'closed') t.sender.replaceTrack(null).catch(() => {});
         if (pc && pc.signalingState !== 'closed') t.direction = 'inactive';
@@ -645,7 +651,7 @@
           /* closing */
         }
       }
-      if (e.message !== 'session ended') showError(e.code ?? null, e.message);
+      if (!e.message.startsWith('session ended')) showError(e.code ?? null, e.message);
     }
   }
 
@@ -746,7 +752,7 @@
           /* closing */
         }
       }
-      if (e.message !== 'session ended') showError(e.code ?? null, e.message, { streamId });
+      if (!e.message.startsWith('session ended')) showError(e.code ?? null, e.message, { streamId });
     }
   }
 
