@@ -829,7 +829,7 @@
 
   // Reduces a getStats() report to one summary for one direction ('inbound-rtp' | 'outbound-rtp').
   function summarizeReport(report, rtpType, prev) {
-    const out = { at: performance.now(), width: 0, height: 0, fps: 0, framesDecoded: 0, framesEncoded: 0, packetsLost: 0, bytes: 0, audioBytes: 0, bitrateKbps: 0, rttMs: null, codec: null, connected: false };
+    const out = { at: performance.now(), width: 0, height: 0, fps: 0, framesDecoded: 0, framesEncoded: 0, packetsLost: 0, bytes: 0, audioBytes: 0, audioPackets: 0, bitrateKbps: 0, rttMs: null, codec: null, connected: false };
     let codecId = null;
     report.forEach((s) => {
       if (s.type === rtpType && s.kind === 'video') {
@@ -843,6 +843,7 @@
         codecId = s.codecId;
       } else if (s.type === rtpType && s.kind === 'audio') {
         out.audioBytes += rtpType === 'inbound-rtp' ? s.bytesReceived || 0 : s.bytesSent || 0;
+        out.audioPackets += rtpType === 'inbound-rtp' ? s.packetsReceived || 0 : s.packetsSent || 0;
       } else if (s.type === 'candidate-pair' && (s.nominated || s.selected) && s.state === 'succeeded') {
         out.connected = true;
         if (typeof s.currentRoundTripTime === 'number') out.rttMs = Math.round(s.currentRoundTripTime * 1000);

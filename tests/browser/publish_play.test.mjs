@@ -36,6 +36,7 @@ test('a browser publishes, a second browser plays it at the published size', asy
     await play(player, 'web-pub-cam');
     const stats = await waitFramesDecoded(player, 'web-pub-cam', 100, 90000);
     assert.ok(stats.framesDecoded > 100, `frames decoded: ${stats.framesDecoded}`);
+    assert.ok(stats.audioPackets > 0, `no audio arrived: ${JSON.stringify(stats)}`);
 
     // The published size: what the publisher's camera track delivers.
     const local = await publisher.evaluate(() => window.roomcamDebug.localStats());
@@ -68,6 +69,19 @@ test('a browser publishes, a second browser plays it at the published size', asy
     await viewer.waitForSelector('#remote-videos [data-stream-id="web-pub-cam"] video');
     await waitFramesDecoded(viewer, 'web-pub-cam', 30, 90000);
     await viewer.close();
+
+    // Stop publish: the player's tile and list entry go; publishing again (the page reuses its
+    // send transceivers) brings the stream back, and it plays again.
+    await publisher.click('#btn-stop-publish');
+    await publisher.waitForFunction(() => document.getElementById('publish-state').dataset.state === 'NO_PUBLISH');
+    assert.equal(await publisher.isHidden('#local-tile'), true);
+    await player.waitForSelector('#remote-videos [data-stream-id="web-pub-cam"]', { state: 'detached', timeout: 15000 });
+    await player.waitForSelector('#streams li[data-stream-id="web-pub-cam"]', { state: 'detached', timeout: 15000 });
+    await publish(publisher, 'web-pub-cam');
+    await player.waitForSelector('#streams li[data-stream-id="web-pub-cam"]');
+    await play(player, 'web-pub-cam');
+    await waitFramesDecoded(player, 'web-pub-cam', 30, 90000);
+    assert.equal(await publisher.evaluate(() => window.roomcamDebug.pc.getTransceivers().length), 2);
   } catch (e) {
     await player.screenshot({ path: join(ARTIFACTS, 'publish_play-failure-player.png'), fullPage: true }).catch(() => {});
     e.message += `\nplayer: ${JSON.stringify(await pageDiagnostics(player), null, 1)}` +
