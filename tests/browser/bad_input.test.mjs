@@ -3,10 +3,11 @@
 // gets a clear message on the page and disturbs nothing else.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import {
   startServer, launchBrowser, openPage, loginWithDevToken, publish, devToken, waitRoomState,
-  CHROMIUM, CHROMIUM_ARGS,
+  CHROMIUM, CHROMIUM_ARGS, ARTIFACTS,
 } from './helpers.mjs';
 
 let server;
@@ -43,6 +44,7 @@ test('a wrong token shows the error code and message, and a good one then logs i
   assert.equal(e.code, '1001001');
   assert.match(e.text, /^1001001 token invalid/);
   await waitRoomState(page, 'DISCONNECTED');
+  await page.screenshot({ path: join(ARTIFACTS, 'browser-wrong-token.png') });
 
   // A real token for another user: 1001007.
   await page.fill('#token', await devToken(server, 'mallory', 'bad-room'));
