@@ -1,4 +1,5 @@
-//! HTTP routes: the WebSocket endpoint, health, metrics, the dev-token endpoint and the page.
+//! HTTP routes: the WebSocket endpoint, health, metrics, the dev-token endpoint and the page
+//! (`web/index.html`, `web/app.js`, `web/style.css`, compiled into the binary).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +35,8 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/dev-token", get(dev_token))
         .route("/", get(index))
+        .route("/app.js", get(app_js))
+        .route("/style.css", get(style_css))
         .with_state(state)
 }
 
@@ -45,6 +48,20 @@ async fn index() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
         include_str!("../../web/index.html"),
+    )
+}
+
+async fn app_js() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../web/app.js"),
+    )
+}
+
+async fn style_css() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../../web/style.css"),
     )
 }
 
