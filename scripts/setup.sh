@@ -22,7 +22,7 @@ PKGS=(
   # token test vectors come from an independent implementation in Python
   python3 python3-cryptography
   # tools the tests and benchmarks use
-  curl jq
+  curl jq systemd
 )
 
 missing=()
@@ -45,4 +45,7 @@ if ! command -v cargo >/dev/null 2>&1; then
   say "cargo not found: install Rust 1.95 or newer with rustup (https://rustup.rs) and run this again"
   exit 1
 fi
+# The browser tests: Debian's Chromium and the pinned npm packages.
+bash scripts/setup-browser.sh
+
 say "setup done"

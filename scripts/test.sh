@@ -21,3 +21,6 @@ fi
 
 echo "==> cargo test"
 cargo test
+
+echo "==> browser tests (headless Chromium)"
+bash scripts/test-browser.sh
