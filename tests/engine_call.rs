@@ -110,6 +110,57 @@ fn two_devices_call_and_frames_arrive_in_order_intact() {
         "RTP times do not follow the sender's clock"
     );
 
+    // muting the microphone stops audio and nothing else
+    let audio_before = sim.devices[b]
+        .frames
+        .iter()
+        .filter(|f| f.kind == TrackKind::Audio)
+        .count();
+    let video_before = sim.devices[b]
+        .frames
+        .iter()
+        .filter(|f| f.kind == TrackKind::Video)
+        .count();
+    sim.command(a, Command::MuteMicrophone(true));
+    sim.run(Duration::from_secs(1));
+    let audio_muted = sim.devices[b]
+        .frames
+        .iter()
+        .filter(|f| f.kind == TrackKind::Audio)
+        .count();
+    let video_muted = sim.devices[b]
+        .frames
+        .iter()
+        .filter(|f| f.kind == TrackKind::Video)
+        .count();
+    assert!(
+        audio_muted - audio_before <= 5,
+        "audio went on while muted: {audio_before} -> {audio_muted}"
+    );
+    assert!(
+        video_muted - video_before >= 25,
+        "video stopped with the microphone"
+    );
+    sim.command(a, Command::MuteMicrophone(false));
+    sim.command(a, Command::EnableCamera(false));
+    sim.run(Duration::from_secs(1));
+    let audio_on = sim.devices[b]
+        .frames
+        .iter()
+        .filter(|f| f.kind == TrackKind::Audio)
+        .count();
+    let video_off = sim.devices[b]
+        .frames
+        .iter()
+        .filter(|f| f.kind == TrackKind::Video)
+        .count();
+    assert!(audio_on - audio_muted >= 40, "audio did not resume");
+    assert!(
+        video_off - video_muted <= 2,
+        "video went on with the camera off"
+    );
+    sim.command(a, Command::EnableCamera(true));
+
     // the SFU tells the publisher what its player can take (REMB), for the encoder
     let rates = &sim.devices[a].bitrates;
     assert!(

@@ -1,6 +1,7 @@
-//! The device's run loop: one engine, logged into the configured room, publishing with
-//! `auto_join` and playing every remote stream, renewing its token, retrying a failed login
-//! forever (an appliance never exits on network loss), and serving `GET /status`.
+//! The device's run loop: the thin adapter around the [`CallMachine`] and the engine. It feeds
+//! the machine button edges and engine events, carries out its actions (engine commands, LEDs,
+//! volume), renews the token (from `token_file` when it changed), tells systemd it is ready and
+//! alive, and serves `GET /status`. It never exits on network loss.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -10,11 +11,12 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use super::call::{Action, CallMachine, CallPolicy, Input, Led};
 use super::config::{Auth, DeviceConfig};
 use super::status::{CallState, MediaStats, status_json};
 use crate::engine::{
     Credential, Engine, EngineError, EngineOptions, EngineProfile, EngineStatus, Event,
-    MediaBackend, PublisherState, RoomState, RoomStateReason,
+    MediaBackend, PublisherState, RoomState,
 };
 use crate::protocol::UpdateType;
 
@@ -28,6 +30,8 @@ pub enum DeviceError {
     },
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error(transparent)]
+    Gpio(#[from] super::gpio::GpioError),
     #[error("cannot serve the status endpoint on {addr}: {source}")]
     Status {
         addr: SocketAddr,
@@ -98,15 +102,45 @@ pub async fn serve_status(
     Ok((task, bound))
 }
 
-/// Runs the device until `shutdown` completes, then logs out (peers see DELETE at once).
-/// `media_stats` reads the media pipelines' counters for the status endpoint.
+/// Why [`run`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Asked to stop (SIGTERM): logged out.
+    Shutdown,
+    /// Asked to re-read the config and start again (SIGHUP, or a long press of the call button).
+    Reload,
+}
+
+/// Runs the device until `shutdown` completes (then logs out: peers see DELETE at once) or a
+/// reload is asked for (`reload` fires, or the call button is held). `media_stats` reads the
+/// pipelines' counters for the status endpoint.
 pub async fn run(
     cfg: DeviceConfig,
     backend: Box<dyn MediaBackend>,
     media_stats: Arc<dyn Fn() -> MediaStats + Send + Sync>,
     shutdown: impl Future<Output = ()>,
     on_status_addr: impl FnOnce(SocketAddr),
-) -> Result<(), DeviceError> {
+) -> Result<Exit, DeviceError> {
+    run_with_reload(
+        cfg,
+        backend,
+        media_stats,
+        shutdown,
+        std::future::pending(),
+        on_status_addr,
+    )
+    .await
+}
+
+/// Like [`run`], with a future that asks for a reload.
+pub async fn run_with_reload(
+    cfg: DeviceConfig,
+    backend: Box<dyn MediaBackend>,
+    media_stats: Arc<dyn Fn() -> MediaStats + Send + Sync>,
+    shutdown: impl Future<Output = ()>,
+    reload: impl Future<Output = ()>,
+    on_status_addr: impl FnOnce(SocketAddr),
+) -> Result<Exit, DeviceError> {
     let profile = EngineProfile {
         app_id: cfg.identity.app_id,
         user_id: cfg.identity.user_id.clone(),
@@ -116,6 +150,14 @@ pub async fn run(
     };
     let mut opts = EngineOptions::new(&cfg.server.url);
     opts.allow_insecure = cfg.server.allow_insecure;
+    // Buttons and LEDs first: a wrong line is a config error worth failing on.
+    let (button_tasks, mut buttons, leds) = match &cfg.gpio {
+        Some(g) => {
+            let (tasks, rx) = super::gpio::open_buttons(g)?;
+            (tasks, Some(rx), Some(super::gpio::Leds::open(g)?))
+        }
+        None => (Vec::new(), None, None),
+    };
     let (engine, mut events) = Engine::create(profile, opts, backend).await?;
     let view = DeviceView {
         call: Arc::new(Mutex::new(CallState::Joining)),
@@ -133,109 +175,241 @@ pub async fn run(
         }
         None => None,
     };
+    let now = std::time::Instant::now();
+    let machine = CallMachine::new(now, policy(&cfg));
+    let token_mtime = token_file_mtime(&cfg);
     let mut device = Device {
         cfg,
         engine,
         view,
-        retry_at: None,
+        machine,
+        leds,
+        token_mtime,
+        exit: None,
+        progress: Progress::default(),
     };
-    device.login();
+    device.apply_actions();
+    super::systemd::notify("READY=1");
+    let watchdog = super::systemd::watchdog_interval();
+    let mut last_ping = tokio::time::Instant::now();
     tokio::pin!(shutdown);
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
-    loop {
+    tokio::pin!(reload);
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let exit = loop {
         tokio::select! {
-            _ = &mut shutdown => break,
+            _ = &mut shutdown => break Exit::Shutdown,
+            _ = &mut reload => break Exit::Reload,
             e = events.recv() => match e {
                 Some(e) => device.on_event(e),
-                None => break,
+                None => break Exit::Shutdown,
+            },
+            b = async {
+                match buttons.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => match b {
+                Some((button, pressed)) => device.input(Input::Button { button, pressed }),
+                None => buttons = None,
             },
             _ = tick.tick() => device.tick(),
         }
-    }
-    tracing::info!("stopping: logging out");
+        if let Some(e) = device.exit.take() {
+            break e;
+        }
+        // The watchdog is fed while this loop turns and, during a call, while media advances:
+        // a stuck pipeline gets the process restarted, a network outage does not.
+        if let Some(every) = watchdog
+            && last_ping.elapsed() >= every
+            && device.healthy()
+        {
+            super::systemd::notify("WATCHDOG=1");
+            last_ping = tokio::time::Instant::now();
+        }
+    };
+    super::systemd::notify(match exit {
+        Exit::Shutdown => "STOPPING=1",
+        Exit::Reload => "RELOADING=1",
+    });
+    tracing::info!(?exit, "logging out");
     if let Ok(mut c) = device.view.call.lock() {
         *c = CallState::Ending;
     }
+    if let Some(l) = &device.leds {
+        l.set(Led::Status, false);
+        l.set(Led::Camera, false);
+    }
     device.engine.destroy().await;
+    for t in button_tasks {
+        t.abort();
+    }
     if let Some(t) = status_task {
         t.abort();
     }
-    Ok(())
+    Ok(exit)
+}
+
+fn policy(cfg: &DeviceConfig) -> CallPolicy {
+    CallPolicy {
+        auto_join: cfg.room.auto_join,
+        presence: cfg.room.presence,
+        long_press: Duration::from_secs_f64(
+            cfg.gpio.as_ref().map(|g| g.long_press_s).unwrap_or(5.0),
+        ),
+        retry_after: Duration::from_secs(10),
+    }
+}
+
+fn token_file_mtime(cfg: &DeviceConfig) -> Option<std::time::SystemTime> {
+    match cfg.auth() {
+        Auth::TokenFile(p) => std::fs::metadata(p).and_then(|m| m.modified()).ok(),
+        _ => None,
+    }
+}
+
+/// Media progress, for the watchdog.
+#[derive(Default)]
+struct Progress {
+    frames: u64,
+    since: Option<std::time::Instant>,
 }
 
 struct Device {
     cfg: DeviceConfig,
     engine: Engine,
     view: DeviceView,
-    retry_at: Option<tokio::time::Instant>,
+    machine: CallMachine,
+    leds: Option<super::gpio::Leds>,
+    token_mtime: Option<std::time::SystemTime>,
+    exit: Option<Exit>,
+    progress: Progress,
 }
 
 impl Device {
-    fn login(&mut self) {
-        let token = match credential(&self.cfg) {
-            Ok(Credential::Token(t)) => Some(t),
-            Ok(Credential::AppSign(_)) => None,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the token; retrying later");
-                self.retry_at = Some(tokio::time::Instant::now() + Duration::from_secs(5));
-                return;
-            }
-        };
-        self.set_call(CallState::Joining);
-        let _ = self.engine.login_room(&self.cfg.room.id, true, token);
+    fn input(&mut self, i: Input) {
+        self.machine.handle_input(std::time::Instant::now(), i);
+        self.apply_actions();
     }
 
-    fn set_call(&self, c: CallState) {
-        if let Ok(mut s) = self.view.call.lock() {
-            *s = c;
+    fn apply_actions(&mut self) {
+        while let Some(a) = self.machine.poll_action() {
+            tracing::debug!(action = ?a, "call action");
+            let r = match a {
+                Action::Login => {
+                    let token = match credential(&self.cfg) {
+                        Ok(Credential::Token(t)) => Some(t),
+                        Ok(Credential::AppSign(_)) => None,
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot read the token");
+                            self.machine.handle_input(
+                                std::time::Instant::now(),
+                                Input::Disconnected {
+                                    error_code: crate::protocol::ErrorCode::NoCredentials.code(),
+                                },
+                            );
+                            continue;
+                        }
+                    };
+                    self.engine.login_room(&self.cfg.room.id, true, token)
+                }
+                Action::Logout => self.engine.logout_room(&self.cfg.room.id),
+                Action::StartPublishing => self
+                    .engine
+                    .start_publishing_stream(&self.cfg.stream_id(), ""),
+                Action::StopPublishing => self.engine.stop_publishing_stream(&self.cfg.stream_id()),
+                Action::Play(s) => self.engine.start_playing_stream(&s),
+                Action::StopPlay(s) => self.engine.stop_playing_stream(&s),
+                Action::SetMicMuted(m) => self.engine.mute_microphone(m),
+                Action::SetCameraOff(off) => self.engine.enable_camera(!off),
+                Action::Volume(steps) => {
+                    let dev = super::volume::mixer_device(&self.cfg.audio.playback);
+                    match super::volume::change(&dev, steps) {
+                        Ok(level) => tracing::info!(level, "volume"),
+                        Err(e) => tracing::warn!(error = %e, "cannot change the volume"),
+                    }
+                    Ok(())
+                }
+                Action::ReloadConfig => {
+                    self.exit = Some(Exit::Reload);
+                    Ok(())
+                }
+                Action::Led { led, on } => {
+                    if let Some(l) = &self.leds {
+                        l.set(led, on);
+                    }
+                    Ok(())
+                }
+            };
+            if let Err(e) = r {
+                tracing::error!(error = %e, "engine request failed");
+            }
+        }
+        if let Ok(mut c) = self.view.call.lock() {
+            *c = self.machine.state();
         }
     }
 
     fn tick(&mut self) {
+        let now = std::time::Instant::now();
+        let status = self.engine.status();
+        let frames: u64 = status
+            .publishers
+            .values()
+            .map(|p| p.video_frames_sent + p.audio_frames_sent)
+            .chain(
+                status
+                    .players
+                    .values()
+                    .map(|p| p.video_frames_received + p.audio_frames_received),
+            )
+            .sum();
+        if frames != self.progress.frames || self.progress.since.is_none() {
+            self.progress.frames = frames;
+            self.progress.since = Some(now);
+        }
         if let Ok(mut s) = self.view.engine.lock() {
-            *s = self.engine.status();
+            *s = status;
         }
-        if self
-            .retry_at
-            .is_some_and(|t| tokio::time::Instant::now() >= t)
-        {
-            self.retry_at = None;
-            self.login();
+        // A token file that changed is handed to the engine at once.
+        let mtime = token_file_mtime(&self.cfg);
+        if mtime.is_some() && mtime != self.token_mtime {
+            self.token_mtime = mtime;
+            if let Ok(Credential::Token(t)) = credential(&self.cfg) {
+                tracing::info!("token file changed: renewing the session's token");
+                let _ = self.engine.renew_token(Some(t));
+            }
         }
+        self.machine.handle_timeout(now);
+        self.apply_actions();
+    }
+
+    /// Whether media advances as it should: outside a call, always; in a call, some frame moved
+    /// within the last 10 s.
+    fn healthy(&self) -> bool {
+        let in_call = self.machine.state() == CallState::InCall
+            && self.engine.status().room_state == Some(RoomState::Connected);
+        !in_call
+            || self
+                .progress
+                .since
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(10))
     }
 
     fn on_event(&mut self, e: Event) {
         tracing::info!(event = ?e, "engine event");
-        match e {
+        let input = match e {
             Event::RoomStateUpdate {
-                state,
-                reason,
-                error_code,
-                ..
-            } => match (state, reason) {
-                (RoomState::Connected, RoomStateReason::Logined) => {
-                    if self.cfg.room.auto_join {
-                        let _ = self
-                            .engine
-                            .start_publishing_stream(&self.cfg.stream_id(), "");
-                        self.set_call(CallState::InCall);
+                state, error_code, ..
+            } => match state {
+                RoomState::Connected => Some(Input::LoggedIn),
+                RoomState::Connecting => {
+                    if self.machine.state() == CallState::Joining {
+                        None
                     } else {
-                        self.set_call(CallState::Standby);
+                        Some(Input::Reconnecting)
                     }
                 }
-                (RoomState::Connected, _) => {}
-                (RoomState::Connecting, _) => self.set_call(CallState::Joining),
-                (RoomState::Disconnected, _) => {
-                    // Never give up: try again (a kicked or refused device retries slowly).
-                    let wait = if error_code == 0 { 2 } else { 10 };
-                    tracing::warn!(
-                        error_code,
-                        ?reason,
-                        "not in the room; trying again in {wait} s"
-                    );
-                    self.set_call(CallState::Error);
-                    self.retry_at = Some(tokio::time::Instant::now() + Duration::from_secs(wait));
-                }
+                RoomState::Disconnected => Some(Input::Disconnected { error_code }),
             },
             Event::RoomStreamUpdate {
                 update_type,
@@ -243,16 +417,22 @@ impl Device {
                 ..
             } => {
                 for s in streams {
-                    match update_type {
-                        UpdateType::Add if self.cfg.room.auto_join => {
-                            let _ = self.engine.start_playing_stream(&s.stream_id);
-                        }
-                        UpdateType::Delete => {
-                            let _ = self.engine.stop_playing_stream(&s.stream_id);
-                        }
-                        _ => {}
-                    }
+                    let i = match update_type {
+                        UpdateType::Add => Input::StreamAdded {
+                            stream_id: s.stream_id,
+                            user_name: if s.user_name.is_empty() {
+                                s.user_id
+                            } else {
+                                s.user_name
+                            },
+                        },
+                        UpdateType::Delete => Input::StreamRemoved {
+                            stream_id: s.stream_id,
+                        },
+                    };
+                    self.input(i);
                 }
+                None
             }
             Event::TokenWillExpire { .. } => {
                 // A token file that changed gives the new token; otherwise the room service
@@ -262,15 +442,20 @@ impl Device {
                     _ => None,
                 };
                 let _ = self.engine.renew_token(fresh);
+                None
             }
             Event::PublisherStateUpdate {
-                state: PublisherState::NoPublish,
-                error_code,
-                ..
-            } if error_code != 0 => {
-                tracing::error!(error_code, "publishing failed");
+                state, error_code, ..
+            } => {
+                if state == PublisherState::NoPublish && error_code != 0 {
+                    tracing::error!(error_code, "publishing failed");
+                }
+                Some(Input::Publishing(state == PublisherState::Publishing))
             }
-            _ => {}
+            _ => None,
+        };
+        if let Some(i) = input {
+            self.input(i);
         }
     }
 }

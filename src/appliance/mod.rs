@@ -5,5 +5,10 @@ pub mod config;
 #[cfg(feature = "device")]
 pub mod device;
 #[cfg(feature = "device")]
+pub mod gpio;
+#[cfg(feature = "device")]
 pub mod gst_backend;
 pub mod status;
+pub mod systemd;
+#[cfg(feature = "device")]
+pub mod volume;

@@ -67,37 +67,71 @@ fn main() -> Result<()> {
             let (cfg, path) = DeviceConfig::load(cli.config.as_deref())?;
             tracing::info!(config = %path.display(), "starting");
             let rt = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
-            rt.block_on(run_device(cfg))
+            rt.block_on(run_device(cfg, path))
         }
     }
 }
 
-async fn run_device(cfg: DeviceConfig) -> Result<()> {
+async fn run_device(mut cfg: DeviceConfig, path: PathBuf) -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (publish, play) = gst_backend::settings_from(&cfg)?;
-    let backend = gst_backend::GstBackend::new(publish, play)?;
-    let stats = backend.stats_reader();
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    let shutdown = async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        let (publish, play) = gst_backend::settings_from(&cfg)?;
+        let backend = gst_backend::GstBackend::new(publish, play)?;
+        let stats = backend.stats_reader();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (reload_tx, reload_rx) = tokio::sync::oneshot::channel::<()>();
+        let run = device::run_with_reload(
+            cfg.clone(),
+            Box::new(backend),
+            stats,
+            async move {
+                let _ = stop_rx.await;
+            },
+            async move {
+                let _ = reload_rx.await;
+            },
+            |addr| println!("status: http://{addr}/status"),
+        );
+        tokio::pin!(run);
+        let mut stop_tx = Some(stop_tx);
+        let mut reload_tx = Some(reload_tx);
+        let exit = loop {
+            tokio::select! {
+                r = &mut run => break r?,
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+                _ = hup.recv() => {
+                    if let Some(tx) = reload_tx.take() {
+                        let _ = tx.send(());
+                    }
+                    continue;
+                }
+            }
+            // The first stop signal logs out cleanly; a second one exits at once.
+            match stop_tx.take() {
+                Some(tx) => {
+                    tracing::info!("stopping (send the signal again to exit at once)");
+                    let _ = tx.send(());
+                }
+                None => std::process::exit(1),
+            }
+        };
+        match exit {
+            device::Exit::Shutdown => return Ok(()),
+            device::Exit::Reload => match DeviceConfig::load(Some(&path)) {
+                Ok((c, _)) => {
+                    tracing::info!(config = %path.display(), "config reloaded; restarting the call");
+                    cfg = c;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "config reload failed; restarting with the old config")
+                }
+            },
         }
-    };
-    // A second signal exits at once.
-    let run = device::run(cfg, Box::new(backend), stats, shutdown, |addr| {
-        println!("status: http://{addr}/status");
-    });
-    tokio::pin!(run);
-    let mut term2 = signal(SignalKind::terminate())?;
-    let mut int2 = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        r = &mut run => r?,
-        _ = async { term2.recv().await; term2.recv().await } => std::process::exit(1),
-        _ = async { int2.recv().await; int2.recv().await } => std::process::exit(1),
     }
-    Ok(())
 }
 
 fn check(path: Option<&Path>) -> Result<()> {

@@ -97,6 +97,10 @@ pub enum Command {
     RenewToken {
         token: Option<String>,
     },
+    /// The seed's `muteMicrophone`: stop sending audio (the stream stays published).
+    MuteMicrophone(bool),
+    /// The seed's `enableCamera(false)`: stop sending video (the stream stays published).
+    EnableCamera(bool),
 }
 
 /// What the engine core asks its adapter to do.
@@ -188,6 +192,8 @@ pub struct EngineCore {
     media: Option<MediaSession>,
     media_down_since: Option<Instant>,
     media_started: Option<Instant>,
+    mic_muted: bool,
+    camera_off: bool,
     out: VecDeque<CoreOutput>,
     rng: StdRng,
     now: Instant,
@@ -224,6 +230,8 @@ impl EngineCore {
             media: None,
             media_down_since: None,
             media_started: None,
+            mic_muted: false,
+            camera_off: false,
             out: VecDeque::new(),
             rng: StdRng::seed_from_u64(seed),
             now,
@@ -351,6 +359,8 @@ impl EngineCore {
                     self.send(ClientMessage::RenewToken { token });
                 }
             }
+            Command::MuteMicrophone(on) => self.mic_muted = on,
+            Command::EnableCamera(on) => self.camera_off = !on,
         }
         self.after(now);
     }
@@ -1148,6 +1158,13 @@ impl EngineCore {
         data: &[u8],
     ) -> bool {
         self.now = now;
+        let muted = match kind {
+            TrackKind::Audio => self.mic_muted,
+            TrackKind::Video => self.camera_off,
+        };
+        if muted {
+            return false;
+        }
         let ok = match (&mut self.media, self.publishers.get(stream_id)) {
             (Some(m), Some(p)) if p.state == PublisherState::Publishing => {
                 m.write_frame(now, stream_id, kind, rtp_time, data)

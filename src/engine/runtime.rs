@@ -293,6 +293,16 @@ impl Engine {
         self.send(Command::RenewToken { token })
     }
 
+    /// The seed's `muteMicrophone`: stop (or resume) sending audio; the stream stays published.
+    pub fn mute_microphone(&self, mute: bool) -> Result<(), EngineError> {
+        self.send(Command::MuteMicrophone(mute))
+    }
+
+    /// The seed's `enableCamera`: stop (or resume) sending video; the stream stays published.
+    pub fn enable_camera(&self, enable: bool) -> Result<(), EngineError> {
+        self.send(Command::EnableCamera(enable))
+    }
+
     /// A snapshot of states and counters.
     pub fn status(&self) -> EngineStatus {
         self.status.lock().map(|s| s.clone()).unwrap_or_default()
