@@ -78,6 +78,10 @@ pub struct PlayStats {
     pub av_offset_ms: Option<f64>,
     /// Frequency of the decoded audio (`none` playback only).
     pub audio_tone_hz: Option<f64>,
+    /// Median time from a picture's placed running time to its arrival at the `none` sink.
+    pub video_render_lag_ms: Option<f64>,
+    /// The latency the pipeline configured (jitter allowance + decoder + sink).
+    pub pipeline_latency_ms: Option<f64>,
 }
 
 #[derive(Default)]
@@ -274,6 +278,8 @@ impl PlayPipeline {
         s.last_frame_number = st.order.last;
         s.frames_out_of_order = st.order.out_of_order;
         s.frames_skipped = st.order.skipped;
+        s.video_render_lag_ms = median(&st.video_lag_ns).map(|v| v as f64 / 1e6);
+        s.pipeline_latency_ms = self.pipeline.latency().map(|l| l.nseconds() as f64 / 1e6);
         if let (Some(v), Some(a)) = (median(&st.video_lag_ns), median(&st.audio_lag_ns)) {
             s.av_offset_ms = Some((v - a) as f64 / 1e6);
         }
