@@ -282,7 +282,11 @@ impl PlayPipeline {
         s.frames_skipped = st.order.skipped;
         s.video_render_lag_ms = median(&st.video_lag_ns).map(|v| v as f64 / 1e6);
         s.audio_render_lag_ms = median(&st.audio_lag_ns).map(|v| v as f64 / 1e6);
-        s.pipeline_latency_ms = self.pipeline.latency().map(|l| l.nseconds() as f64 / 1e6);
+        let mut query = gst::query::Latency::new();
+        if self.pipeline.query(&mut query) {
+            let (_live, min, _max) = query.result();
+            s.pipeline_latency_ms = Some(min.nseconds() as f64 / 1e6);
+        }
         if let (Some(v), Some(a)) = (median(&st.video_lag_ns), median(&st.audio_lag_ns)) {
             s.av_offset_ms = Some((v - a) as f64 / 1e6);
         }
