@@ -70,14 +70,12 @@ fn run(width: u32, height: u32, fps: u32, kbps: u32, secs: u64, playout_ms: u64)
         }
         match rx.try_recv() {
             Ok(f) => {
-                if t0.is_some() && f.kind == FrameKind::Video {
-                    if let Some(c) = f.capture_unix_ms {
-                        let now = std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map(|d| d.as_millis() as u64)
-                            .unwrap_or(0);
-                        send_ages.push(now.saturating_sub(c));
-                    }
+                if let (Some(_), FrameKind::Video, Some(c)) = (t0, f.kind, f.capture_unix_ms) {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_millis() as u64)
+                        .unwrap_or(0);
+                    send_ages.push(now.saturating_sub(c));
                 }
                 let r = match f.kind {
                     FrameKind::Video => player.push_video(f.data, f.pts),
@@ -137,7 +135,7 @@ fn main() {
     let playout: u64 = std::env::var("MEDIA_PLAYOUT_MS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(40);
+        .unwrap_or(PlaySettings::default().playout_delay.as_millis() as u64);
     let filter = std::env::args().skip(1).find(|a| !a.starts_with("--"));
     roomcam::media::init().expect("gstreamer");
     for (w, h, kbps) in [(640, 480, 1000), (1280, 720, 2500)] {

@@ -38,9 +38,10 @@ fn publish_to_play_loopback_decodes_in_order_with_tone_and_lip_sync() {
     assert_eq!(s.unstamped_frames, 0);
     assert_eq!(s.frames_out_of_order, 0);
     assert!(s.frames_skipped <= 30, "skipped {}", s.frames_skipped);
-    // The frame numbers are the publisher's: 0.. for the first 300 frames.
+    // The frame numbers are the publisher's, counted from 0 at capture (a frame the leaky
+    // capture queue drops under load still took a number, hence the margin above 300).
     let last = s.last_frame_number.expect("a stamped frame");
-    assert!((270..300).contains(&last), "last frame number {last}");
+    assert!((270..330).contains(&last), "last frame number {last}");
     // The stamp's capture time is the publisher's capture time.
     let latency = s.latency_ms_p95.expect("latency samples");
     assert!(

@@ -134,7 +134,7 @@ impl PlayPipeline {
         common::init()?;
         let pipeline = gst::Pipeline::with_name("play");
         let state: Shared = Arc::new(Mutex::new(State {
-            latency: Some(LatencyWindow::new(512)),
+            latency: Some(LatencyWindow::new(256)),
             playout: Some(Playout::new(settings.playout_delay)),
             waiting_for_keyframe: true,
             ..State::default()
@@ -318,6 +318,14 @@ fn appsrc(name: &str, caps: gst::Caps, max_bytes: u64, latency_ns: i64) -> gst_a
         .build()
 }
 
+/// A live sink adds `processing-deadline` (20 ms by default) to the latency, for the work
+/// upstream of it; here that work (decoding) is budgeted in the playout delay instead.
+fn no_processing_deadline(sink: &gst::Element) {
+    if sink.find_property("processing-deadline").is_some() {
+        sink.set_property("processing-deadline", 0u64);
+    }
+}
+
 fn choose_decoder() -> Result<gst::Element, MediaError> {
     if common::exists("v4l2h264dec") {
         match make("v4l2h264dec", "vdec", "hardware H.264 decoder")
@@ -424,6 +432,7 @@ fn build_video(
             sink.set_property("max-lateness", 40_000_000i64);
             // No preroll: audio must not wait for the first video keyframe (nor video for audio).
             sink.set_property("async", false);
+            no_processing_deadline(sink.upcast_ref());
             tail.push(filter);
             tail.push(sink.clone().upcast());
             appsink = Some(sink);
@@ -440,6 +449,7 @@ fn build_video(
             set_if_present(&sink, "force-modesetting", "false");
             set_if_present(&sink, "skip-vsync", "true");
             sink.set_property("async", false);
+            no_processing_deadline(&sink);
             tail.push(sink);
         }
     }
@@ -519,6 +529,7 @@ fn build_audio(
                 .drop(true)
                 .build();
             sink.set_property("async", false);
+            no_processing_deadline(sink.upcast_ref());
             tail.push(filter);
             tail.push(sink.clone().upcast());
             appsink = Some(sink);
@@ -535,6 +546,7 @@ fn build_audio(
             sink.set_property("buffer-time", 40_000i64);
             sink.set_property("latency-time", 10_000i64);
             sink.set_property("async", false);
+            no_processing_deadline(&sink);
             tail.push(sink);
         }
     }

@@ -279,7 +279,7 @@ impl Default for PlaySettings {
         Self {
             display: DisplaySink::Auto,
             playback: AudioPlayback::Auto,
-            playout_delay: Duration::from_millis(40),
+            playout_delay: Duration::from_millis(30),
         }
     }
 }
