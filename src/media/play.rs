@@ -78,6 +78,12 @@ pub struct PlayStats {
     pub av_offset_ms: Option<f64>,
     /// Frequency of the decoded audio (`none` playback only).
     pub audio_tone_hz: Option<f64>,
+    /// Median time from a picture's placed running time to its arrival at the `none` sink.
+    pub video_render_lag_ms: Option<f64>,
+    /// The same for decoded audio at the `none` sink.
+    pub audio_render_lag_ms: Option<f64>,
+    /// The latency the pipeline configured (jitter allowance + decoder + sink).
+    pub pipeline_latency_ms: Option<f64>,
 }
 
 #[derive(Default)]
@@ -128,7 +134,7 @@ impl PlayPipeline {
         common::init()?;
         let pipeline = gst::Pipeline::with_name("play");
         let state: Shared = Arc::new(Mutex::new(State {
-            latency: Some(LatencyWindow::new(512)),
+            latency: Some(LatencyWindow::new(256)),
             playout: Some(Playout::new(settings.playout_delay)),
             waiting_for_keyframe: true,
             ..State::default()
@@ -274,6 +280,13 @@ impl PlayPipeline {
         s.last_frame_number = st.order.last;
         s.frames_out_of_order = st.order.out_of_order;
         s.frames_skipped = st.order.skipped;
+        s.video_render_lag_ms = median(&st.video_lag_ns).map(|v| v as f64 / 1e6);
+        s.audio_render_lag_ms = median(&st.audio_lag_ns).map(|v| v as f64 / 1e6);
+        let mut query = gst::query::Latency::new();
+        if self.pipeline.query(&mut query) {
+            let (_live, min, _max) = query.result();
+            s.pipeline_latency_ms = Some(min.nseconds() as f64 / 1e6);
+        }
         if let (Some(v), Some(a)) = (median(&st.video_lag_ns), median(&st.audio_lag_ns)) {
             s.av_offset_ms = Some((v - a) as f64 / 1e6);
         }
@@ -303,6 +316,14 @@ fn appsrc(name: &str, caps: gst::Caps, max_bytes: u64, latency_ns: i64) -> gst_a
         .leaky_type(gst_app::AppLeakyType::Downstream)
         .min_latency(latency_ns)
         .build()
+}
+
+/// A live sink adds `processing-deadline` (20 ms by default) to the latency, for the work
+/// upstream of it; here that work (decoding) is budgeted in the playout delay instead.
+fn no_processing_deadline(sink: &gst::Element) {
+    if sink.find_property("processing-deadline").is_some() {
+        sink.set_property("processing-deadline", 0u64);
+    }
 }
 
 fn choose_decoder() -> Result<gst::Element, MediaError> {
@@ -409,17 +430,26 @@ fn build_video(
                 .build();
             // A picture more than 40 ms past due is not shown (counted as not decoded).
             sink.set_property("max-lateness", 40_000_000i64);
+            // No preroll: audio must not wait for the first video keyframe (nor video for audio).
+            sink.set_property("async", false);
+            no_processing_deadline(sink.upcast_ref());
             tail.push(filter);
             tail.push(sink.clone().upcast());
             appsink = Some(sink);
         }
-        DisplaySink::Window => tail.push(make("autovideosink", "vsink", "desktop video window")?),
+        DisplaySink::Window => {
+            let sink = make("autovideosink", "vsink", "desktop video window")?;
+            set_if_present(&sink, "async-handling", "true");
+            tail.push(sink);
+        }
         DisplaySink::Kms => {
             let sink = make("kmssink", "vsink", "KMS/DRM display output")?;
             // Keep the screen's mode (the plane scales the picture) and let the atomic driver
             // pace the flips (skip-vsync avoids waiting for vblank twice): docs/media.md.
             set_if_present(&sink, "force-modesetting", "false");
             set_if_present(&sink, "skip-vsync", "true");
+            sink.set_property("async", false);
+            no_processing_deadline(&sink);
             tail.push(sink);
         }
     }
@@ -498,17 +528,25 @@ fn build_audio(
                 .max_buffers(16)
                 .drop(true)
                 .build();
+            sink.set_property("async", false);
+            no_processing_deadline(sink.upcast_ref());
             tail.push(filter);
             tail.push(sink.clone().upcast());
             appsink = Some(sink);
         }
-        AudioPlayback::Auto => tail.push(make("autoaudiosink", "asink", "default audio output")?),
+        AudioPlayback::Auto => {
+            let sink = make("autoaudiosink", "asink", "default audio output")?;
+            set_if_present(&sink, "async-handling", "true");
+            tail.push(sink);
+        }
         AudioPlayback::Alsa(pcm) => {
             let sink = make("alsasink", "asink", "ALSA playback")?;
             sink.set_property("device", pcm.as_str());
             // 40 ms ring buffer in 10 ms periods: the default 200 ms would be audible delay.
             sink.set_property("buffer-time", 40_000i64);
             sink.set_property("latency-time", 10_000i64);
+            sink.set_property("async", false);
+            no_processing_deadline(&sink);
             tail.push(sink);
         }
     }

@@ -8,13 +8,17 @@
 //! - a frame that arrives after its deadline is late; after `LATE_STREAK` late frames in a row
 //!   the offset moves later by the worst lateness seen (a clock or route change);
 //! - when every frame of a window of `WINDOW` arrived earlier than needed by more than
-//!   `EXCESS`, the offset moves earlier by that excess, at most `MAX_STEP` at a time (the first
-//!   frame, a large keyframe, often arrived slow and set the anchor too late).
+//!   `EXCESS`, the offset moves earlier by that excess. During the first `STARTUP` frames the
+//!   windows are `FIRST_WINDOW` long and the whole excess goes at once (the first frame, a large
+//!   keyframe, or a burst that waited while the player started, often sets the anchor too late;
+//!   a one-off jump may drop a few pictures); after that, at most `MAX_STEP` at a time.
 
 use std::time::Duration;
 
 const LATE_STREAK: u32 = 8;
 const WINDOW: u32 = 90;
+const FIRST_WINDOW: u32 = 30;
+const STARTUP: u64 = 300;
 const EXCESS: i128 = 5_000_000;
 const MAX_STEP: i128 = 10_000_000;
 
@@ -36,6 +40,7 @@ pub struct Playout {
     worst_late: i128,
     window_min_slack: i128,
     window_count: u32,
+    placed: u64,
     /// How many times the offset was moved after the first anchor.
     pub adjustments: u64,
     /// Frames that arrived after their deadline.
@@ -52,6 +57,7 @@ impl Playout {
             worst_late: 0,
             window_min_slack: i128::MAX,
             window_count: 0,
+            placed: 0,
             adjustments: 0,
             late_frames: 0,
         }
@@ -65,7 +71,16 @@ impl Playout {
     /// Places a frame with sender timestamp `pts` that arrived at running time `now`.
     pub fn place(&mut self, pts: Duration, now: Duration) -> Placement {
         let (pts, now) = (pts.as_nanos() as i128, now.as_nanos() as i128);
-        let offset = *self.offset.get_or_insert(now - pts);
+        let Some(offset) = self.offset else {
+            // The anchor: plays `delay` after its arrival, by definition on time.
+            self.offset = Some(now - pts);
+            return Placement {
+                running_time: Duration::from_nanos(now.max(0) as u64),
+                late: false,
+            };
+        };
+        self.placed += 1;
+        let startup = self.placed <= STARTUP;
         let at = (pts + offset).max(0);
         // Slack: how long before its deadline (at + delay) the frame arrived.
         let slack = at + self.delay - now;
@@ -87,10 +102,16 @@ impl Playout {
             self.worst_late = 0;
             self.window_min_slack = self.window_min_slack.min(slack);
             self.window_count += 1;
-            if self.window_count >= WINDOW {
+            let window = if startup { FIRST_WINDOW } else { WINDOW };
+            if self.window_count >= window {
                 let excess = self.window_min_slack - self.delay;
                 if excess > EXCESS {
-                    self.offset = Some(offset - excess.min(MAX_STEP));
+                    let step = if startup {
+                        excess
+                    } else {
+                        excess.min(MAX_STEP)
+                    };
+                    self.offset = Some(offset - step);
                     self.adjustments += 1;
                 }
                 self.window_min_slack = i128::MAX;
@@ -158,16 +179,36 @@ mod tests {
         let mut p = Playout::new(ms(20));
         // The first frame (a big keyframe) arrived 40 ms later than the frames after it.
         p.place(ms(0), ms(1040));
+        for i in 1..=STARTUP {
+            p.place(ms(i * 33), ms(1000 + i * 33));
+        }
+        // After start-up, a slow drift (the path got 40 ms faster) is walked back in steps.
         let mut last = None;
-        for i in 1..2000u64 {
-            last = Some(p.place(ms(i * 33), ms(1000 + i * 33)));
+        for i in STARTUP + 1..STARTUP + 2000 {
+            last = Some(p.place(ms(i * 33), ms(1000 + i * 33 - 40)));
         }
         // Walked back in steps to where the steady frames arrive (within EXCESS).
-        let lag =
-            last.unwrap().running_time.as_nanos() as i128 - (1000 + 1999 * 33) as i128 * MS as i128;
+        let i = STARTUP + 1999;
+        let lag = last.unwrap().running_time.as_nanos() as i128
+            - (1000 + i * 33 - 40) as i128 * MS as i128;
         assert!(lag.abs() <= EXCESS, "lag {lag}");
-        assert!(p.adjustments >= 4);
+        assert!(p.adjustments >= 5, "{}", p.adjustments);
         assert_eq!(p.late_frames, 0);
+    }
+
+    #[test]
+    fn a_late_anchor_is_corrected_at_once_after_the_first_window() {
+        let mut p = Playout::new(ms(20));
+        p.place(ms(0), ms(1300));
+        let mut last = None;
+        for i in 1..=u64::from(FIRST_WINDOW) + 1 {
+            last = Some(p.place(ms(i * 33), ms(1000 + i * 33)));
+        }
+        assert_eq!(p.adjustments, 1);
+        assert_eq!(
+            last.unwrap().running_time,
+            ms(1000 + (u64::from(FIRST_WINDOW) + 1) * 33)
+        );
     }
 
     #[test]

@@ -93,15 +93,14 @@ impl EncodeTimer {
         self.pending.push_back((pts, Instant::now()));
     }
 
-    fn leave(&mut self, pts: u64) {
-        while let Some((p, at)) = self.pending.pop_front() {
-            if p == pts {
-                if self.recent_us.len() >= 120 {
-                    self.recent_us.pop_front();
-                }
-                self.recent_us.push_back(at.elapsed().as_micros() as u64);
-                break;
+    /// Frames leave in the order they entered (no B-frames, no reordering); the encoder may
+    /// shift output timestamps (GstVideoEncoder's DTS adjustment), so they are not matched.
+    fn leave(&mut self) {
+        if let Some((_, at)) = self.pending.pop_front() {
+            if self.recent_us.len() >= 120 {
+                self.recent_us.pop_front();
             }
+            self.recent_us.push_back(at.elapsed().as_micros() as u64);
         }
     }
 
@@ -112,9 +111,24 @@ impl EncodeTimer {
 }
 
 impl Counters {
-    fn capture_unix_ms(&self, running: Duration) -> Option<u64> {
-        let anchor = self.anchor_unix_ns.load(Ordering::Relaxed);
-        (anchor != 0).then(|| (u128::from(anchor) + running.as_nanos()) as u64 / 1_000_000)
+    /// Unix ms of running time `running`: the pipeline clock mapped to the wall clock once, the
+    /// first time a running pipeline element asks (so every frame uses the same mapping).
+    fn capture_unix_ms(&self, element: &gst::Element, running: Duration) -> Option<u64> {
+        let mut anchor = self.anchor_unix_ns.load(Ordering::Relaxed);
+        if anchor == 0 {
+            let now = common::running_time(element)?;
+            let fresh = common::unix_ns().saturating_sub(now.as_nanos()) as u64;
+            anchor = match self.anchor_unix_ns.compare_exchange(
+                0,
+                fresh,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => fresh,
+                Err(existing) => existing,
+            };
+        }
+        Some((u128::from(anchor) + running.as_nanos()) as u64 / 1_000_000)
     }
 }
 
@@ -419,7 +433,7 @@ fn build_video(
                         .map(|d| Duration::from_nanos(d.nseconds()))
                         .unwrap_or_default(),
                     keyframe,
-                    capture_unix_ms: c.capture_unix_ms(running),
+                    capture_unix_ms: c.capture_unix_ms(sink.upcast_ref(), running),
                 };
                 if keyframe {
                     c.need_keyframe.store(false, Ordering::Relaxed);
@@ -472,15 +486,19 @@ fn add_stamp_probe(
         .static_pad("src")
         .ok_or_else(|| MediaError::Init("capsfilter without a src pad".into()))?;
     let c = counters.clone();
-    pad.add_probe(gst::PadProbeType::BUFFER, move |_pad, probe| {
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, probe| {
         let Some(buffer) = probe.buffer_mut() else {
             return gst::PadProbeReturn::Ok;
         };
+        // A live source's segment starts at 0: its pts is the running time.
         let running = buffer
             .pts()
             .map(|p| Duration::from_nanos(p.nseconds()))
             .unwrap_or_default();
-        let capture_ms = c.capture_unix_ms(running).unwrap_or(0) as u32;
+        let capture_ms = pad
+            .parent_element()
+            .and_then(|e| c.capture_unix_ms(&e, running))
+            .unwrap_or(0) as u32;
         let frame = c.frame_number.fetch_add(1, Ordering::Relaxed) as u16;
         let buffer = buffer.make_mut();
         if let Ok(mut vf) = gst_video::VideoFrameRef::from_buffer_ref_writable(buffer, &info) {
@@ -510,8 +528,8 @@ fn add_encode_timer(encoder: &gst::Element, counters: &Arc<Counters>) -> Result<
     });
     let c = counters.clone();
     pad("src")?.add_probe(gst::PadProbeType::BUFFER, move |_p, probe| {
-        if let (Some(pts), Ok(mut t)) = (probe.buffer().and_then(|b| b.pts()), c.encode.lock()) {
-            t.leave(pts.nseconds());
+        if let (Some(_), Ok(mut t)) = (probe.buffer(), c.encode.lock()) {
+            t.leave();
         }
         gst::PadProbeReturn::Ok
     });
@@ -596,7 +614,7 @@ fn build_audio(
                         .map(|d| Duration::from_nanos(d.nseconds()))
                         .unwrap_or(Duration::from_millis(20)),
                     keyframe: true,
-                    capture_unix_ms: c.capture_unix_ms(running),
+                    capture_unix_ms: c.capture_unix_ms(sink.upcast_ref(), running),
                 };
                 match tx.try_send(frame) {
                     Ok(()) => c.audio.fetch_add(1, Ordering::Relaxed),

@@ -199,7 +199,7 @@ impl VideoSettings {
     /// Checks the numbers: sizes even and within 16..=4096, fps 1..=120, bitrate at least the floor.
     pub fn validate(&self) -> Result<(), MediaError> {
         let dim = |field: &'static str, v: u32| {
-            if (16..=4096).contains(&v) && v % 2 == 0 {
+            if (16..=4096).contains(&v) && v.is_multiple_of(2) {
                 Ok(())
             } else {
                 Err(bad(
@@ -279,7 +279,7 @@ impl Default for PlaySettings {
         Self {
             display: DisplaySink::Auto,
             playback: AudioPlayback::Auto,
-            playout_delay: Duration::from_millis(40),
+            playout_delay: Duration::from_millis(30),
         }
     }
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod callsim;
+pub mod media;
 pub mod rtc_client;
 pub mod server;
 pub mod sfu_net;
