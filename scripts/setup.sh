@@ -22,7 +22,7 @@ PKGS=(
   # token test vectors come from an independent implementation in Python
   python3 python3-cryptography
   # tools the tests and benchmarks use
-  curl jq systemd
+  curl jq systemd nftables bc iproute2
 )
 
 missing=()

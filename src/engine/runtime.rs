@@ -380,6 +380,7 @@ impl Runtime {
                 req = self.rx.recv() => match req {
                     Some(Request::Command(c)) => self.core.command(Instant::now(), c),
                     Some(Request::Destroy(done)) => {
+                        self.logout_and_wait().await;
                         if let Some(room) = self.core.room_id().map(str::to_string) {
                             self.core.command(Instant::now(), Command::LogoutRoom { room_id: room });
                         }
@@ -459,6 +460,35 @@ impl Runtime {
                 break;
             }
         }
+    }
+
+    /// Logs out and waits (at most 2 s) for the room service to confirm, so that peers have
+    /// been told before this process goes away.
+    async fn logout_and_wait(&mut self) {
+        let (Some(room_id), Some(tx), Some(rx)) = (
+            self.core.room_id().map(str::to_string),
+            self.ws_out.clone(),
+            self.ws_in.as_mut(),
+        ) else {
+            return;
+        };
+        let logout = crate::protocol::ClientMessage::Logout { room_id };
+        let Ok(text) = serde_json::to_string(&logout) else {
+            return;
+        };
+        if tx.send(Message::Text(text.into())).await.is_err() {
+            return;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(Ok(m)) = rx.next().await {
+                if let Message::Text(t) = m
+                    && t.contains("\"logoutResult\"")
+                {
+                    return;
+                }
+            }
+        })
+        .await;
     }
 
     fn write_frame(&mut self, f: EncodedFrame) {

@@ -54,6 +54,15 @@ impl TestServer {
         }
     }
 
+    /// A handle to a server run elsewhere (another process): only its address is known.
+    pub fn external(addr: SocketAddr) -> TestServer {
+        TestServer {
+            addr,
+            stop: None,
+            task: None,
+        }
+    }
+
     pub async fn default() -> TestServer {
         Self::start("", "").await
     }
