@@ -157,11 +157,14 @@ impl PlayPipeline {
     pub fn start(&self) -> Result<(), MediaError> {
         // A live pipeline only completes PLAYING once data flows: do not wait for it here.
         self.pipeline.set_state(gst::State::Playing).map_err(|_| {
-            self.bus.error().unwrap_or(MediaError::StateChange {
-                pipeline: "play".into(),
-                state: "PLAYING",
-                timeout_ms: 0,
-            })
+            let _ = self.pipeline.set_state(gst::State::Null);
+            self.bus
+                .wait_error(Duration::from_secs(1))
+                .unwrap_or(MediaError::StateChange {
+                    pipeline: "play".into(),
+                    state: "PLAYING",
+                    timeout_ms: 0,
+                })
         })?;
         Ok(())
     }
