@@ -263,6 +263,22 @@ impl PlayPipeline {
         Ok(PushOutcome::Queued)
     }
 
+    /// Changes the jitter allowance while playing (the engine's adaptive jitter buffer sets it
+    /// from the jitter it measures); the sinks' latency follows at once.
+    pub fn set_playout_delay(&self, delay: Duration) {
+        if let Ok(mut st) = self.state.lock()
+            && let Some(p) = st.playout.as_mut()
+        {
+            p.set_delay(delay);
+        }
+        let ns = delay.as_nanos() as i64;
+        self.video_src.set_min_latency(ns);
+        self.audio_src.set_min_latency(ns);
+        if self.pipeline.recalculate_latency().is_err() {
+            tracing::debug!("latency not recalculated (pipeline not running yet)");
+        }
+    }
+
     /// The first pipeline error, if one happened (the pipeline is then stopped).
     pub fn error(&self) -> Option<MediaError> {
         self.bus.error()
