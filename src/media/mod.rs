@@ -30,9 +30,22 @@ pub mod tone;
 
 pub use common::init;
 pub use error::MediaError;
-pub use play::{PlayPipeline, PlayStats};
+pub use play::{PlayPipeline, PlayStats, PushOutcome};
 pub use publish::{EncodedFrame, FrameKind, PublishPipeline, PublishStats};
 pub use settings::{
     AudioCapture, AudioPlayback, AudioSettings, DisplaySink, EncoderChoice, PlaySettings,
     PublishSettings, VideoSettings, VideoSource,
 };
+
+#[cfg(test)]
+mod tests {
+    /// The engine keeps pipelines in its adapter task and pushes from other threads.
+    #[test]
+    fn pipelines_are_send_and_sync() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<super::PublishPipeline>();
+        send_sync::<super::PlayPipeline>();
+        send_sync::<super::EncodedFrame>();
+        send_sync::<super::MediaError>();
+    }
+}
