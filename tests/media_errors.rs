@@ -73,3 +73,24 @@ fn pushing_to_a_player_that_is_not_started_is_an_error_not_a_hang() {
         .unwrap_err();
     assert!(matches!(err, MediaError::NotRunning(_)), "{err:?}");
 }
+
+#[test]
+fn a_source_that_fails_at_start_is_a_pipeline_error_naming_the_element() {
+    let mut s = settings(EncoderChoice::X264enc);
+    s.video.source = VideoSource::V4l2("/dev/video-roomcam-missing".into());
+    let (publisher, _rx) = PublishPipeline::new(&s).expect("builds: the device opens at start");
+    let err = publisher.start().unwrap_err();
+    match &err {
+        MediaError::Pipeline {
+            element, message, ..
+        } => {
+            assert!(
+                element.to_lowercase().contains("v4l2src"),
+                "element {element}"
+            );
+            assert!(!message.is_empty());
+        }
+        other => panic!("unexpected error {other:?}"),
+    }
+    assert!(err.to_string().contains("vsrc"), "{err}");
+}

@@ -179,6 +179,20 @@ impl BusWatch {
     pub(crate) fn error(&self) -> Option<MediaError> {
         self.error.lock().ok().and_then(|e| e.clone())
     }
+
+    /// The first error, waiting up to `timeout` for the bus thread to see it.
+    pub(crate) fn wait_error(&self, timeout: Duration) -> Option<MediaError> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(e) = self.error() {
+                return Some(e);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 }
 
 impl Drop for BusWatch {

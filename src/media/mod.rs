@@ -36,3 +36,16 @@ pub use settings::{
     AudioCapture, AudioPlayback, AudioSettings, DisplaySink, EncoderChoice, PlaySettings,
     PublishSettings, VideoSettings, VideoSource,
 };
+
+#[cfg(test)]
+mod tests {
+    /// The engine keeps pipelines in its adapter task and pushes from other threads.
+    #[test]
+    fn pipelines_are_send_and_sync() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<super::PublishPipeline>();
+        send_sync::<super::PlayPipeline>();
+        send_sync::<super::EncodedFrame>();
+        send_sync::<super::MediaError>();
+    }
+}

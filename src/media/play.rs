@@ -157,11 +157,14 @@ impl PlayPipeline {
     pub fn start(&self) -> Result<(), MediaError> {
         // A live pipeline only completes PLAYING once data flows: do not wait for it here.
         self.pipeline.set_state(gst::State::Playing).map_err(|_| {
-            self.bus.error().unwrap_or(MediaError::StateChange {
-                pipeline: "play".into(),
-                state: "PLAYING",
-                timeout_ms: 0,
-            })
+            let _ = self.pipeline.set_state(gst::State::Null);
+            self.bus
+                .wait_error(Duration::from_secs(1))
+                .unwrap_or(MediaError::StateChange {
+                    pipeline: "play".into(),
+                    state: "PLAYING",
+                    timeout_ms: 0,
+                })
         })?;
         Ok(())
     }
@@ -258,6 +261,22 @@ impl PlayPipeline {
             .push_buffer(buffer)
             .map_err(|e| MediaError::NotRunning(format!("play (audio appsrc: {e:?})")))?;
         Ok(PushOutcome::Queued)
+    }
+
+    /// Changes the jitter allowance while playing (the engine's adaptive jitter buffer sets it
+    /// from the jitter it measures); the sinks' latency follows at once.
+    pub fn set_playout_delay(&self, delay: Duration) {
+        if let Ok(mut st) = self.state.lock()
+            && let Some(p) = st.playout.as_mut()
+        {
+            p.set_delay(delay);
+        }
+        let ns = delay.as_nanos() as i64;
+        self.video_src.set_min_latency(ns);
+        self.audio_src.set_min_latency(ns);
+        if self.pipeline.recalculate_latency().is_err() {
+            tracing::debug!("latency not recalculated (pipeline not running yet)");
+        }
     }
 
     /// The first pipeline error, if one happened (the pipeline is then stopped).

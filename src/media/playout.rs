@@ -63,6 +63,17 @@ impl Playout {
         }
     }
 
+    /// Changes the jitter allowance; the offset is kept (a larger delay makes every frame
+    /// play that much later, a smaller one is walked back by the excess rule).
+    pub fn set_delay(&mut self, delay: Duration) {
+        self.delay = delay.as_nanos() as i128;
+    }
+
+    /// The jitter allowance.
+    pub fn delay(&self) -> Duration {
+        Duration::from_nanos(self.delay as u64)
+    }
+
     /// Forgets the anchor (a new stream or a sender restart).
     pub fn reset(&mut self) {
         *self = Self::new(Duration::from_nanos(self.delay as u64));

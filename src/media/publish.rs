@@ -33,6 +33,23 @@ pub enum FrameKind {
     Audio,
 }
 
+impl FrameKind {
+    /// RTP clock rate of the stream: 90 kHz video, 48 kHz Opus.
+    pub fn rtp_clock_rate(self) -> u32 {
+        match self {
+            FrameKind::Video => 90_000,
+            FrameKind::Audio => 48_000,
+        }
+    }
+}
+
+impl EncodedFrame {
+    /// `pts` in RTP clock ticks (before the session's random base and the 32-bit wrap).
+    pub fn rtp_ticks(&self) -> u64 {
+        (self.pts.as_nanos() * u128::from(self.kind.rtp_clock_rate()) / 1_000_000_000) as u64
+    }
+}
+
 /// One encoded frame for the engine: an H.264 Annex-B access unit or one Opus packet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedFrame {
@@ -184,7 +201,8 @@ impl PublishPipeline {
     pub fn start(&self) -> Result<(), MediaError> {
         if let Err(e) = common::change_state(&self.pipeline, gst::State::Playing) {
             let _ = self.pipeline.set_state(gst::State::Null);
-            return Err(self.bus.error().unwrap_or(e));
+            // The element's own error message says why; the bus thread has it within moments.
+            return Err(self.bus.wait_error(Duration::from_secs(1)).unwrap_or(e));
         }
         let running = common::running_time(self.pipeline.upcast_ref()).unwrap_or_default();
         let anchor = common::unix_ns().saturating_sub(running.as_nanos());
