@@ -31,6 +31,8 @@ pub struct Device {
     pub keyframe_requests: u32,
     pub bitrates: Vec<u64>,
     pub capturing: Vec<String>,
+    /// When each video frame number was written (publisher side).
+    pub sent_at: HashMap<u32, Instant>,
     /// Refuse the next signalling connections (a server that is down).
     pub refuse_connect: bool,
     /// Swallow the server's messages (a server that never answers).
@@ -156,6 +158,7 @@ impl CallSim {
             keyframe_requests: 0,
             bitrates: Vec::new(),
             capturing: Vec::new(),
+            sent_at: HashMap::new(),
             refuse_connect: false,
             deaf: false,
             auto_renew: false,
@@ -415,6 +418,7 @@ impl CallSim {
                         d.next_frame += 1;
                         let key = d.force_key || n.is_multiple_of(60);
                         d.force_key = false;
+                        d.sent_at.insert(n, now);
                         (u64::from(n) * 3000, video_frame(n, key))
                     }
                     TrackKind::Audio => {
