@@ -3,10 +3,11 @@
 // browser's WebRTC stack and the device's interoperate in both directions.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   ARTIFACTS, startServer, startDevice, launchBrowser, openPage, loginWithDevToken, publish, play,
-  waitFramesDecoded, pageDiagnostics, until,
+  waitFramesDecoded, pageDiagnostics, until, freePort, spawnLogged, bin,
 } from './helpers.mjs';
 
 let server;
@@ -182,5 +183,46 @@ test('two browsers and a device: everyone sees everyone; a browser logs out, the
   } finally {
     await Promise.all([ba.close(), bb.close()]);
     await device.stop();
+  }
+});
+
+test('`roomcam demo` prints a link that opens straight onto the device\'s stream', async () => {
+  const [port, statusPort] = [await freePort(), await freePort()];
+  // No desktop: the demo device then shows nothing (sink none) instead of opening a window.
+  const demo = spawnLogged('device-demo', bin('roomcam'), ['demo', '--listen', `127.0.0.1:${port}`, '--status', `127.0.0.1:${statusPort}`], {
+    env: { ROOMCAM_LOG: process.env.ROOMCAM_LOG || 'info', DISPLAY: '', WAYLAND_DISPLAY: '' },
+  });
+  const browser = await launchBrowser('device-demo');
+  browsers.push(browser);
+  let page;
+  try {
+    const link = await until('roomcam demo to print its watch link', async () => {
+      if (!demo.running) throw new Error(`roomcam demo exited; see ${demo.logPath}`);
+      const m = readFileSync(demo.logPath, 'utf8').match(/watch at once: (http:\S+)/);
+      return m && m[1];
+    }, 30000, 300);
+    const u = new URL(link);
+    assert.equal(u.host, `127.0.0.1:${port}`);
+    assert.equal(u.searchParams.get('autologin'), '1');
+    assert.equal(u.searchParams.get('autoplay'), '1');
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page._roomcamName = 'device-demo-page';
+    await page.goto(link);
+    await page.waitForSelector('#remote-videos [data-stream-id="demo-device-main"] video', { timeout: 60000 });
+    await waitFramesDecoded(page, 'demo-device-main', 30, 90000);
+    await page.screenshot({ path: join(ARTIFACTS, 'demo-link.png'), fullPage: true });
+  } catch (e) {
+    if (page) e.message += `\ndemo page: ${JSON.stringify(await pageDiagnostics(page), null, 1)}`;
+    e.message += `\ndemo log: ${demo.logPath}`;
+    throw e;
+  } finally {
+    await browser.close();
+    // The demo stops on Ctrl-C (SIGINT): its device logs out, then the room service ends.
+    if (demo.running) {
+      demo.child.kill('SIGINT');
+      const t = setTimeout(() => demo.child.kill('SIGKILL'), 15000);
+      await demo.exited;
+      clearTimeout(t);
+    }
   }
 });
