@@ -3,11 +3,11 @@
 // browser's WebRTC stack and the device's interoperate in both directions.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   ARTIFACTS, startServer, startDevice, launchBrowser, openPage, loginWithDevToken, publish, play,
-  waitFramesDecoded, pageDiagnostics, until, freePort, spawnLogged, bin,
+  waitFramesDecoded, pageDiagnostics, until, freePort, spawnLogged, bin, LOGS,
 } from './helpers.mjs';
 
 let server;
@@ -207,6 +207,10 @@ test('`roomcam demo` prints a link that opens straight onto the device\'s stream
     assert.equal(u.searchParams.get('autoplay'), '1');
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     page._roomcamName = 'device-demo-page';
+    const consoleLog = createWriteStream(join(LOGS, 'device-demo-page.console.log'));
+    page.on('console', (m) => consoleLog.write(`[${m.type()}] ${m.text()}\n`));
+    page.on('pageerror', (err) => consoleLog.write(`[pageerror] ${err.stack || err}\n`));
+    page.on('close', () => consoleLog.end());
     await page.goto(link);
     await page.waitForSelector('#remote-videos [data-stream-id="demo-device-main"] video', { timeout: 60000 });
     await waitFramesDecoded(page, 'demo-device-main', 30, 90000);
