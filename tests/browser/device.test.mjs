@@ -42,7 +42,7 @@ async function explain(e, label, pages, device) {
   return e;
 }
 
-test('a browser publishes; a roomcam device plays it and decodes it at the published size', async () => {
+test('a browser publishes; a roomcam device plays it and decodes it at the published size', async (t) => {
   const room = 'dev-play-room';
   const browser = await launchBrowser('device-pub');
   browsers.push(browser);
@@ -62,6 +62,7 @@ test('a browser publishes; a roomcam device plays it and decodes it at the publi
       return p && p.video_frames_decoded >= 100 && p.width > 0;
     }, 90000);
     const p = playerOf(s, 'web-pub-cam');
+    t.diagnostic(`device player: ${JSON.stringify(p)}`);
     assert.equal(p.state, 'PLAYING');
     assert.equal(p.user_id, 'web-pub');
     assert.equal(`${p.width}x${p.height}`, `${local.captureWidth}x${local.captureHeight}`);
@@ -78,7 +79,7 @@ test('a browser publishes; a roomcam device plays it and decodes it at the publi
   }
 });
 
-test('a roomcam device publishes; the browser plays it at 640x480', async () => {
+test('a roomcam device publishes; the browser plays it at 640x480', async (t) => {
   const room = 'dev-pub-room';
   const device = await startDevice(server, { name: 'device-publisher', userId: 'dev-pub', roomId: room, streamId: 'dev-pub-main' });
   devices.push(device);
@@ -91,6 +92,7 @@ test('a roomcam device publishes; the browser plays it at 640x480', async () => 
     await page.waitForSelector('#streams li[data-stream-id="dev-pub-main"]');
     await play(page, 'dev-pub-main');
     const stats = await waitFramesDecoded(page, 'dev-pub-main', 100, 90000);
+    t.diagnostic(`browser player: ${JSON.stringify(stats)}`);
     assert.ok(stats.framesDecoded > 100, `frames decoded: ${stats.framesDecoded}`);
     assert.match(stats.codec ?? '', /H264/i);
     const size = await until('the video element to have the published size, playing', async () => {
