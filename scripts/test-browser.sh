@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the browser tests (tests/browser): builds roomcam-server, then node's test runner drives
+# Runs the browser tests (tests/browser): builds roomcam-server and the roomcam device, then node's test runner drives
 # headless Debian Chromium (playwright-core) against servers the tests start on loopback ports.
 # Needs scripts/setup-browser.sh to have run. Artifacts (screenshots, logs) go to artifacts/.
 # Usage: scripts/test-browser.sh [test files...]      (ROOMCAM_LOG=debug for verbose server logs)
@@ -11,8 +11,8 @@ if [ ! -x /usr/bin/chromium ] || [ ! -d tests/browser/node_modules/playwright-co
   exit 1
 fi
 
-echo "==> cargo build --bin roomcam-server"
-cargo build --bin roomcam-server
+echo "==> cargo build --bin roomcam-server --bin roomcam"
+cargo build --bin roomcam-server --bin roomcam
 
 mkdir -p artifacts/logs
 cd tests/browser

@@ -223,9 +223,22 @@ fn demo(listen: SocketAddr, status: SocketAddr, no_device: bool) -> Result<()> {
             let _ = out.write_all(s.as_bytes());
             let _ = out.flush();
         };
+        // The one-click link: the page fetches a dev token (the endpoint answers loopback
+        // callers only), logs in and plays every stream of room1.
+        let watch = if addr.ip().is_unspecified() {
+            let lo: std::net::IpAddr = if addr.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            };
+            SocketAddr::new(lo, addr.port())
+        } else {
+            addr
+        };
         say(format!(
             "roomcam demo: room service on http://{addr}/ (app id {DEMO_APP_ID}, room room1)\n  \
              open that page, press \"Get dev token\", Login and Play the device's stream\n  \
+             or watch at once: http://{watch}/?app_id={DEMO_APP_ID}&room_id=room1&autologin=1&autoplay=1\n  \
              WebSocket signalling: ws://{addr}/ws\n"
         ));
         let device = if no_device {
