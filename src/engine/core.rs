@@ -941,7 +941,7 @@ impl EngineCore {
                 let Some(media) = &mut self.media else {
                     return;
                 };
-                match media.accept_answer(&sdp) {
+                match media.accept_answer(now, &sdp) {
                     Ok(Some((ops, offer))) => self.send_offer(ops, offer),
                     Ok(None) => {}
                     Err(e) => {
@@ -952,7 +952,7 @@ impl EngineCore {
             }
             ServerMessage::Candidate { candidate, .. } => {
                 if let Some(m) = &mut self.media {
-                    m.add_remote_candidate(&candidate);
+                    m.add_remote_candidate(now, &candidate);
                 }
             }
             ServerMessage::HeartbeatAck { .. }

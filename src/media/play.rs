@@ -365,10 +365,6 @@ fn choose_decoder() -> Result<gst::Element, MediaError> {
 /// Reads size, stamp and latency from a decoded picture.
 fn observe_picture(st: &mut State, buffer: &gst::BufferRef, caps: Option<&gst::CapsRef>) {
     st.stats.video_frames_decoded += 1;
-    if st.stats.first_frame_was_keyframe.is_none() {
-        st.stats.first_frame_was_keyframe =
-            Some(buffer.pts().is_some() && buffer.pts() == st.first_keyframe_at);
-    }
     let Some(info) = caps.and_then(|c| gst_video::VideoInfo::from_caps(c).ok()) else {
         return;
     };
@@ -424,6 +420,21 @@ fn build_video(
     let src = appsrc("vsrc", caps, VIDEO_QUEUE_BYTES, latency_ns);
     let parse = make("h264parse", "vparse", "H.264 parser")?;
     let decoder = choose_decoder()?;
+    // Whether the first picture out of the decoder is the first keyframe let in: watched at
+    // the decoder, before a sink may drop a late picture (a late joiner's catch-up does).
+    if let Some(pad) = decoder.static_pad("src") {
+        let st = state.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(buffer) = info.buffer()
+                && let Ok(mut s) = st.lock()
+                && s.stats.first_frame_was_keyframe.is_none()
+            {
+                s.stats.first_frame_was_keyframe =
+                    Some(buffer.pts().is_some() && buffer.pts() == s.first_keyframe_at);
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
     let decoder_name = decoder
         .factory()
         .map(|f| f.name().to_string())
