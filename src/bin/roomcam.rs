@@ -40,6 +40,16 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// List cameras (formats), microphones, speakers, H.264 encoders/decoders and displays, and
+    /// what `auto` would pick (with the config's size and rate when --config is given).
+    Devices {
+        /// JSON: the listing and the choice, every entry with why `auto` would not pick it.
+        #[arg(long)]
+        json: bool,
+        /// Read the listing from this file (a recorded one) instead of the machine.
+        #[arg(long, value_name = "FILE")]
+        listing: Option<PathBuf>,
+    },
 }
 
 const DEMO_APP_ID: u32 = 1234567890;
@@ -62,6 +72,9 @@ fn main() -> Result<()> {
             demo(listen, status, no_device)
         }
         Some(Command::Check { config }) => check(config.or(cli.config).as_deref()),
+        Some(Command::Devices { json, listing }) => {
+            devices(cli.config.as_deref(), json, listing.as_deref())
+        }
         None => {
             init_tracing();
             let (cfg, path) = DeviceConfig::load(cli.config.as_deref())?;
@@ -132,6 +145,36 @@ async fn run_device(mut cfg: DeviceConfig, path: PathBuf) -> Result<()> {
             },
         }
     }
+}
+
+fn devices(config: Option<&Path>, json: bool, listing: Option<&Path>) -> Result<()> {
+    use roomcam::devices;
+    let listing = match listing {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a device listing", p.display()))?
+        }
+        None => devices::discover(),
+    };
+    let mut want = devices::Wanted::default();
+    if let Some(path) = config {
+        let (cfg, _) = DeviceConfig::load(Some(path))?;
+        let (publish, _) = gst_backend::settings_from(&cfg)?;
+        want = publish.video.wanted();
+    }
+    let choice = devices::choose(&listing, &want);
+    if json {
+        let report = devices::Report {
+            listing: &listing,
+            choice: &choice,
+        };
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", devices::render_table(&listing, &choice));
+    }
+    Ok(())
 }
 
 fn check(path: Option<&Path>) -> Result<()> {

@@ -25,6 +25,11 @@ use super::settings::{
     AudioCapture, EncoderChoice, MIN_BITRATE_KBPS, PublishSettings, VideoSettings, VideoSource,
 };
 use super::stamp::{self, Stamp};
+use crate::devices::{self, EncoderPlan, Listing, VideoPlan};
+
+/// How long an automatically chosen camera may take to deliver its first frame before it is
+/// reported and the next candidate (finally the test pattern) is tried.
+pub const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// Audio or video.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -93,6 +98,8 @@ struct Counters {
     frame_number: AtomicU32,
     need_keyframe: AtomicBool,
     encode: Mutex<EncodeTimer>,
+    /// Raw frames out of the video source (the first-frame check).
+    raw_frames: AtomicU64,
 }
 
 /// Time in the encoder: the instant each raw pts went in, matched when it comes out.
@@ -164,6 +171,10 @@ pub struct PublishPipeline {
     counters: Arc<Counters>,
     max_kbps: u32,
     bus: BusWatch,
+    /// `auto`'s remaining camera candidates, tried when the current one delivers no frame.
+    video_fallbacks: Mutex<VecDeque<VideoPlan>>,
+    /// Set when stopped or dropped: ends the first-frame watcher.
+    stopped: Arc<AtomicBool>,
 }
 
 impl PublishPipeline {
@@ -178,9 +189,20 @@ impl PublishPipeline {
         let counters = Arc::new(Counters::default());
         let (tx, rx) = mpsc::channel(settings.channel_capacity.max(1));
 
-        let (encoder, encoder_kind, video_sink) =
-            build_video(&pipeline, &settings.video, &counters, tx.clone())?;
-        build_audio(&pipeline, settings, &counters, tx)?;
+        // The chooser decides whatever is `auto` (or checks an explicit camera against the
+        // machine); explicit test sources and x264enc need no discovery.
+        let needs_listing = !matches!(settings.video.source, VideoSource::Test)
+            || settings.video.encoder == EncoderChoice::Auto
+            || settings.audio.capture == AudioCapture::Auto;
+        let listing = needs_listing.then(devices::discover);
+        let (encoder, encoder_kind, video_sink, fallbacks) = build_video(
+            &pipeline,
+            &settings.video,
+            listing.as_ref(),
+            &counters,
+            tx.clone(),
+        )?;
+        build_audio(&pipeline, settings, listing.as_ref(), &counters, tx)?;
 
         let start_kbps = settings.video.max_bitrate_kbps;
         let bus = BusWatch::start(&pipeline)?;
@@ -192,6 +214,8 @@ impl PublishPipeline {
             counters,
             max_kbps: start_kbps,
             bus,
+            video_fallbacks: Mutex::new(fallbacks),
+            stopped: Arc::new(AtomicBool::new(false)),
         };
         me.apply_bitrate(start_kbps);
         Ok((me, rx))
@@ -209,11 +233,69 @@ impl PublishPipeline {
         self.counters
             .anchor_unix_ns
             .store(anchor as u64, Ordering::Relaxed);
+        self.watch_first_frame();
         Ok(())
+    }
+
+    /// When `auto` chose the camera and has more candidates: a thread waits for the first raw
+    /// frame; a camera silent for [`FIRST_FRAME_TIMEOUT`] is reported and replaced by the next
+    /// candidate, the last one by the test pattern. Never blocks the caller.
+    fn watch_first_frame(&self) {
+        let fallbacks: VecDeque<VideoPlan> = match self.video_fallbacks.lock() {
+            Ok(mut f) => std::mem::take(&mut *f),
+            Err(_) => return,
+        };
+        if fallbacks.is_empty() {
+            return;
+        }
+        let pipeline = self.pipeline.clone();
+        let counters = self.counters.clone();
+        let stopped = self.stopped.clone();
+        let error_slot = self.bus.error.clone();
+        let spawned = std::thread::Builder::new()
+            .name("first-frame".into())
+            .spawn(move || {
+                let mut fallbacks = fallbacks;
+                loop {
+                    let deadline = Instant::now() + FIRST_FRAME_TIMEOUT;
+                    while Instant::now() < deadline {
+                        if stopped.load(Ordering::Relaxed) || counters.raw_frames.load(Ordering::Relaxed) > 0 {
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    let Some(next) = fallbacks.pop_front() else {
+                        return;
+                    };
+                    tracing::warn!(
+                        timeout_ms = FIRST_FRAME_TIMEOUT.as_millis() as u64,
+                        next = %next.label(),
+                        "video source auto: the camera delivered no frame in time; trying the next candidate"
+                    );
+                    if let Err(e) = swap_video_source(&pipeline, &next) {
+                        tracing::error!(error = %e, "video source auto: cannot switch the source");
+                        return;
+                    }
+                    // The silent camera's error (if it posted one) is history now.
+                    if let Ok(mut slot) = error_slot.lock() {
+                        *slot = None;
+                    }
+                    if stopped.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    if let Err(e) = common::change_state(&pipeline, gst::State::Playing) {
+                        tracing::error!(error = %e, source = %next.label(), "video source auto: the next candidate does not start");
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the first-frame watcher");
+        }
     }
 
     /// Stops capture and releases the devices (the pipeline goes to NULL).
     pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
         let _ = self.pipeline.set_state(gst::State::Null);
     }
 
@@ -268,6 +350,7 @@ impl PublishPipeline {
 
 impl Drop for PublishPipeline {
     fn drop(&mut self) {
+        self.stopped.store(true, Ordering::Relaxed);
         let _ = self.pipeline.set_state(gst::State::Null);
     }
 }
@@ -280,35 +363,102 @@ fn request_keyframe(video_sink: &gst_app::AppSink) {
     video_sink.send_event(event);
 }
 
-/// The video source elements for `source`; `true` when it is the test pattern (stamped).
-fn video_source(source: &VideoSource) -> Result<(gst::Element, bool), MediaError> {
-    let test = || -> Result<(gst::Element, bool), MediaError> {
-        let src = make("videotestsrc", "vsrc", "test video source")?;
-        src.set_property("is-live", true);
-        src.set_property_from_str("pattern", "smpte");
-        // Motion, so the encoder has real work and the bitrate means something.
-        src.set_property("horizontal-speed", 4i32);
-        Ok((src, true))
-    };
-    match source {
-        VideoSource::Test => test(),
-        VideoSource::V4l2(path) => {
-            let src = make("v4l2src", "vsrc", "V4L2 camera capture")?;
-            src.set_property("device", path.to_string_lossy().as_ref());
-            Ok((src, false))
+/// The test pattern source.
+fn test_source() -> Result<gst::Element, MediaError> {
+    let src = make("videotestsrc", "vsrc", "test video source")?;
+    src.set_property("is-live", true);
+    src.set_property_from_str("pattern", "smpte");
+    // Motion, so the encoder has real work and the bitrate means something.
+    src.set_property("horizontal-speed", 4i32);
+    Ok(src)
+}
+
+/// The source element (a bin for cameras: capture caps and, for MJPEG, the decoder) of `plan`.
+fn source_element(plan: &VideoPlan) -> Result<gst::Element, MediaError> {
+    match plan {
+        VideoPlan::Test => test_source(),
+        VideoPlan::V4l2 { .. } | VideoPlan::Libcamera { .. } => {
+            let (factory, purpose) = match plan {
+                VideoPlan::Libcamera { .. } => ("libcamerasrc", "libcamera capture"),
+                _ => ("v4l2src", "V4L2 camera capture"),
+            };
+            if !common::exists(factory) {
+                return Err(MediaError::MissingElement {
+                    element: factory.into(),
+                    purpose,
+                });
+            }
+            let bin =
+                gst::parse::bin_from_description_with_name(&plan.gst_description(), true, "vsrc")
+                    .map_err(|e| MediaError::UnusableElement {
+                    element: factory.into(),
+                    reason: format!("{}: {e}", plan.label()),
+                })?;
+            Ok(bin.upcast())
         }
-        VideoSource::Libcamera => Ok((make("libcamerasrc", "vsrc", "libcamera capture")?, false)),
+    }
+}
+
+/// Replaces the pipeline's video source by `plan`'s (the pipeline is stopped first).
+fn swap_video_source(pipeline: &gst::Pipeline, plan: &VideoPlan) -> Result<(), MediaError> {
+    let _ = pipeline.set_state(gst::State::Null);
+    let convert = pipeline
+        .by_name("vconvert")
+        .ok_or_else(|| MediaError::Init("no vconvert in the publish pipeline".into()))?;
+    if let Some(old) = pipeline.by_name("vsrc") {
+        old.unlink(&convert);
+        let _ = pipeline.remove(&old);
+        let _ = old.set_state(gst::State::Null);
+    }
+    let new = source_element(plan)?;
+    pipeline
+        .add(&new)
+        .map_err(|e| MediaError::Init(format!("cannot add the video source: {e}")))?;
+    common::link_all(&[&new, &convert])
+}
+
+/// The video source for the settings: `(element, stamped, further candidates)`. `auto` tries
+/// the chooser's candidates in order (one that does not open is skipped with a warning, one that
+/// opens but stays silent is replaced by the first-frame watcher), else the test pattern.
+fn video_source(
+    v: &VideoSettings,
+    listing: Option<&Listing>,
+) -> Result<(gst::Element, bool, VecDeque<VideoPlan>), MediaError> {
+    let empty = Listing::default();
+    let listing = listing.unwrap_or(&empty);
+    let want = v.wanted();
+    let device_err = |e: devices::DeviceError| MediaError::Device(e.to_string());
+    match &v.source {
+        VideoSource::Test => Ok((test_source()?, true, VecDeque::new())),
+        VideoSource::V4l2(path) => {
+            let plan =
+                devices::plan_v4l2(listing, &path.to_string_lossy(), &want).map_err(device_err)?;
+            tracing::info!(source = %plan.label(), "video source");
+            Ok((source_element(&plan)?, false, VecDeque::new()))
+        }
+        VideoSource::Libcamera => {
+            let plan = devices::plan_libcamera(listing, &want).map_err(device_err)?;
+            tracing::info!(source = %plan.label(), "video source");
+            Ok((source_element(&plan)?, false, VecDeque::new()))
+        }
         VideoSource::Auto => {
-            // Device discovery (src/devices) will pick the camera; until then /dev/video0 if it opens.
-            if std::path::Path::new("/dev/video0").exists() && common::exists("v4l2src") {
-                let src = make("v4l2src", "vsrc", "V4L2 camera capture")?;
-                src.set_property("device", "/dev/video0");
-                if common::probe(&src).is_ok() {
-                    return Ok((src, false));
+            let mut candidates: VecDeque<VideoPlan> =
+                devices::choose(listing, &want).video.into_iter().collect();
+            while let Some(plan) = candidates.pop_front() {
+                match source_element(&plan).and_then(|src| common::probe(&src).map(|()| src)) {
+                    Ok(src) => {
+                        tracing::info!(source = %plan.label(), further = candidates.len(), "video source auto");
+                        // The test pattern is the last resort after the cameras.
+                        candidates.push_back(VideoPlan::Test);
+                        return Ok((src, false, candidates));
+                    }
+                    Err(e) => {
+                        tracing::warn!(source = %plan.label(), error = %e, "video source auto: candidate does not open; trying the next")
+                    }
                 }
             }
             tracing::warn!("video source auto: no camera answers, publishing the test pattern");
-            test()
+            Ok((test_source()?, true, VecDeque::new()))
         }
     }
 }
@@ -316,6 +466,7 @@ fn video_source(source: &VideoSource) -> Result<(gst::Element, bool), MediaError
 fn choose_encoder(
     choice: EncoderChoice,
     fps: u32,
+    plan: Option<&EncoderPlan>,
 ) -> Result<(gst::Element, EncoderKind), MediaError> {
     let v4l2 = || -> Result<gst::Element, MediaError> {
         let enc = make("v4l2h264enc", "venc", "hardware H.264 encoder")?;
@@ -330,7 +481,12 @@ fn choose_encoder(
     let x264 = || -> Result<gst::Element, MediaError> {
         let enc = make("x264enc", "venc", "software H.264 encoder")?;
         enc.set_property_from_str("tune", "zerolatency");
-        enc.set_property_from_str("speed-preset", "ultrafast");
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        let preset = match plan {
+            Some(EncoderPlan::X264enc { speed_preset, .. }) => speed_preset.clone(),
+            _ => devices::choose::x264_preset(cores).to_string(),
+        };
+        enc.set_property_from_str("speed-preset", &preset);
         enc.set_property("key-int-max", 2 * fps);
         enc.set_property("bframes", 0u32);
         enc.set_property("byte-stream", true);
@@ -339,6 +495,10 @@ fn choose_encoder(
     match choice {
         EncoderChoice::V4l2h264enc => Ok((v4l2()?, EncoderKind::V4l2)),
         EncoderChoice::X264enc => Ok((x264()?, EncoderKind::X264)),
+        // The chooser found no M2M H.264 encoder (or the size is beyond it): software.
+        EncoderChoice::Auto if matches!(plan, Some(EncoderPlan::X264enc { .. })) => {
+            Ok((x264()?, EncoderKind::X264))
+        }
         EncoderChoice::Auto => match common::exists("v4l2h264enc").then(v4l2) {
             Some(Ok(enc)) => Ok((enc, EncoderKind::V4l2)),
             Some(Err(e)) => {
@@ -365,13 +525,21 @@ fn running_time_of(sample: &gst::Sample, pts: gst::ClockTime) -> Duration {
     Duration::from_nanos(running.nseconds())
 }
 
+type VideoParts = (
+    gst::Element,
+    EncoderKind,
+    gst_app::AppSink,
+    VecDeque<VideoPlan>,
+);
+
 fn build_video(
     pipeline: &gst::Pipeline,
     v: &VideoSettings,
+    listing: Option<&Listing>,
     counters: &Arc<Counters>,
     tx: mpsc::Sender<EncodedFrame>,
-) -> Result<(gst::Element, EncoderKind, gst_app::AppSink), MediaError> {
-    let (src, stamped) = video_source(&v.source)?;
+) -> Result<VideoParts, MediaError> {
+    let (src, stamped, fallbacks) = video_source(v, listing)?;
     let convert = make("videoconvert", "vconvert", "video format conversion")?;
     let scale = make("videoscale", "vscale", "video scaling")?;
     let raw_caps = gst::Caps::builder("video/x-raw")
@@ -386,7 +554,8 @@ fn build_video(
     queue.set_property("max-size-bytes", 0u32);
     queue.set_property("max-size-time", 0u64);
     queue.set_property_from_str("leaky", "downstream");
-    let (encoder, kind) = choose_encoder(v.encoder, v.fps)?;
+    let encoder_plan = listing.map(|l| devices::choose(l, &v.wanted()).encoder);
+    let (encoder, kind) = choose_encoder(v.encoder, v.fps, encoder_plan.as_ref())?;
     let mut enc_caps = gst::Caps::builder("video/x-h264")
         .field("profile", "constrained-baseline")
         .field("stream-format", "byte-stream");
@@ -430,6 +599,7 @@ fn build_video(
     if stamped {
         add_stamp_probe(&raw, v, counters)?;
     }
+    add_frame_counter(&raw, counters)?;
     add_encode_timer(&encoder, counters)?;
 
     let c = counters.clone();
@@ -478,7 +648,20 @@ fn build_video(
             })
             .build(),
     );
-    Ok((encoder, kind, sink))
+    Ok((encoder, kind, sink, fallbacks))
+}
+
+/// Counts raw frames leaving the source chain (the first-frame check).
+fn add_frame_counter(raw: &gst::Element, counters: &Arc<Counters>) -> Result<(), MediaError> {
+    let pad = raw
+        .static_pad("src")
+        .ok_or_else(|| MediaError::Init("capsfilter without a src pad".into()))?;
+    let c = counters.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_p, _probe| {
+        c.raw_frames.fetch_add(1, Ordering::Relaxed);
+        gst::PadProbeReturn::Ok
+    });
+    Ok(())
 }
 
 /// Draws the frame stamp into each raw frame, in place, before the encoder.
@@ -557,6 +740,7 @@ fn add_encode_timer(encoder: &gst::Element, counters: &Arc<Counters>) -> Result<
 fn build_audio(
     pipeline: &gst::Pipeline,
     settings: &PublishSettings,
+    listing: Option<&Listing>,
     counters: &Arc<Counters>,
     tx: mpsc::Sender<EncodedFrame>,
 ) -> Result<(), MediaError> {
@@ -580,13 +764,29 @@ fn build_audio(
         AudioCapture::None => return Ok(()),
         AudioCapture::Test => test()?,
         AudioCapture::Alsa(pcm) => alsa(pcm)?,
-        AudioCapture::Auto => match alsa("default").and_then(|s| common::probe(&s).map(|()| s)) {
-            Ok(src) => src,
-            Err(e) => {
-                tracing::warn!(error = %e, "audio capture auto: no microphone answers, publishing the test tone");
-                test()?
+        AudioCapture::Auto => {
+            // The chooser's microphone (USB, HAT), else ALSA's default, else the test tone.
+            let chosen = listing.and_then(|l| devices::choose(l, &settings.video.wanted()).capture);
+            let open = |pcm: &str| alsa(pcm).and_then(|s| common::probe(&s).map(|()| s));
+            let picked = chosen.as_deref().map(|pcm| {
+                open(pcm).inspect_err(|e| {
+                    tracing::warn!(pcm, error = %e, "audio capture auto: the chosen microphone does not open")
+                })
+            });
+            match picked {
+                Some(Ok(src)) => {
+                    tracing::info!(pcm = chosen.as_deref().unwrap_or(""), "audio capture auto");
+                    src
+                }
+                _ => match open("default") {
+                    Ok(src) => src,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "audio capture auto: no microphone answers, publishing the test tone");
+                        test()?
+                    }
+                },
             }
-        },
+        }
     };
     let convert = make("audioconvert", "aconvert", "audio format conversion")?;
     let resample = make("audioresample", "aresample", "audio resampling")?;
