@@ -375,7 +375,8 @@ fn mode_cost(w: u32, h: u32, fps: f64, compressed: bool, want: &Wanted) -> f64 {
     } else {
         area.ln()
     };
-    cost += ((w / h) / (ww / wh)).ln().abs() * 2.0;
+    // A different aspect ratio distorts or crops the picture: worse than upscaling a little.
+    cost += ((w / h) / (ww / wh)).ln().abs() * 6.0;
     let fps = fps.max(0.1);
     cost += if fps + 0.5 < wf {
         (wf / fps).ln() * 6.0
@@ -461,8 +462,8 @@ fn v4l2_why_not(listing: &Listing, n: &V4l2Node) -> Option<String> {
     let driver = n.driver.as_str();
     let entity = n.media.as_ref().map(|m| m.entity.as_str()).unwrap_or("");
     if matches!(driver, "unicam" | "rp1-cfe") || driver.contains("cfe") {
-        let kind = if n.has_cap("meta_capture") && !n.has_cap("video_capture") {
-            "CSI receiver metadata node"
+        let kind = if !n.has_cap("video_capture") && !n.has_cap("video_capture_mplane") {
+            "CSI receiver metadata/config node"
         } else {
             "raw-Bayer CSI sensor node"
         };
@@ -474,7 +475,7 @@ fn v4l2_why_not(listing: &Listing, n: &V4l2Node) -> Option<String> {
             format!("{kind} ({driver}): the CSI camera is used through libcamera")
         });
     }
-    if driver.contains("isp") || driver == "pispbe" || entity.contains("isp") {
+    if driver.contains("isp") || driver == "pispbe" {
         return Some(format!(
             "ISP node ({driver}): libcamera drives it, not a camera"
         ));
@@ -488,6 +489,9 @@ fn v4l2_why_not(listing: &Listing, n: &V4l2Node) -> Option<String> {
             "memory-to-memory codec node ({driver} {}): not a camera",
             n.card
         ));
+    }
+    if entity.contains("isp") {
+        return Some(format!("ISP node ({driver} {entity}): not a camera"));
     }
     let capture = n.has_cap("video_capture") || n.has_cap("video_capture_mplane");
     if !capture {
@@ -581,25 +585,39 @@ fn libcamera_plan(cam: &super::listing::LibcameraCamera, want: &Wanted) -> Video
     }
 }
 
+/// `MJPG up to 1280x960; YUYV, UYVY 16x16-16376x16376`: formats with the same sizes grouped.
 fn size_summary(formats: &[V4l2Format]) -> String {
-    formats
-        .iter()
-        .map(|f| {
-            let biggest: Option<&FrameSize> = f
-                .sizes
-                .iter()
-                .max_by_key(|s| u64::from(s.width) * u64::from(s.height));
-            match (biggest, &f.stepwise) {
-                (Some(s), _) => format!("{} up to {}x{}", f.fourcc, s.width, s.height),
-                (None, Some(sw)) => format!(
-                    "{} {}x{}-{}x{}",
-                    f.fourcc, sw.min_width, sw.min_height, sw.max_width, sw.max_height
-                ),
-                _ => f.fourcc.clone(),
-            }
+    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+    for f in formats {
+        let biggest: Option<&FrameSize> = f
+            .sizes
+            .iter()
+            .max_by_key(|s| u64::from(s.width) * u64::from(s.height));
+        let sizes = match (biggest, &f.stepwise) {
+            (Some(s), _) => format!("up to {}x{}", s.width, s.height),
+            (None, Some(sw)) => format!(
+                "{}x{}-{}x{}",
+                sw.min_width, sw.min_height, sw.max_width, sw.max_height
+            ),
+            _ => String::new(),
+        };
+        match groups.iter_mut().find(|g| g.0 == sizes) {
+            Some(g) => g.1.push(&f.fourcc),
+            None => groups.push((sizes, vec![&f.fourcc])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(sizes, fourccs)| {
+            let list = if fourccs.len() > 6 {
+                format!("{} (+{} more)", fourccs[..6].join(", "), fourccs.len() - 6)
+            } else {
+                fourccs.join(", ")
+            };
+            format!("{list} {sizes}").trim_end().to_string()
         })
         .collect::<Vec<_>>()
-        .join(", ")
+        .join("; ")
 }
 
 fn choose_video(listing: &Listing, want: &Wanted, entries: &mut Vec<Verdict>) -> Vec<VideoPlan> {
@@ -760,8 +778,9 @@ fn choose_encoder(
         .filter(|c| c.role == "encoder" && c.codec == "h264")
         .map(|c| (c.element.clone(), c.hardware))
         .collect();
+    // The two roomcam drives are always listed, with why not when they are missing.
     for name in ["v4l2h264enc", "x264enc"] {
-        if !listed.iter().any(|(e, _)| e == name) && (name == "x264enc" || node.is_some()) {
+        if !listed.iter().any(|(e, _)| e == name) {
             listed.push((name.into(), name == "v4l2h264enc"));
         }
     }
@@ -894,13 +913,14 @@ fn fake_why_not(card: &AlsaCard) -> Option<String> {
 
 /// The DRM connector an HDMI sound card belongs to: `vc4hdmi0` -> `HDMI-A-1`.
 pub fn hdmi_connector(card: &AlsaCard) -> Option<String> {
-    // A board with one HDMI port names its card `vc4hdmi`, without a number.
-    let n = card
-        .id
+    // The number after "hdmi" (`vc4hdmi1`); a board with one HDMI port says `vc4hdmi`.
+    let lower = card.id.to_lowercase();
+    let tail = &lower[lower.rfind("hdmi").map_or(lower.len(), |i| i + 4)..];
+    let n: u32 = tail
         .chars()
-        .rev()
-        .find(|c| c.is_ascii_digit())
-        .and_then(|c| c.to_digit(10))
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
         .unwrap_or(0);
     Some(format!("HDMI-A-{}", n + 1))
 }
