@@ -44,10 +44,26 @@ pub fn settings_from(cfg: &DeviceConfig) -> Result<(PublishSettings, PlaySetting
             super::config::SinkChoice::Window => DisplaySink::Window,
             super::config::SinkChoice::None => DisplaySink::None,
         },
-        playback: cfg.audio.playback.parse::<AudioPlayback>()?,
+        playback: resolve_playback(cfg.audio.playback.parse::<AudioPlayback>()?),
         ..PlaySettings::default()
     };
     Ok((publish, play))
+}
+
+/// `playback = "auto"`: the speaker the device chooser picks (a USB speakerphone, a HAT, the
+/// connected screen's HDMI audio, the headphone jack), else GStreamer's default sink.
+fn resolve_playback(playback: AudioPlayback) -> AudioPlayback {
+    if playback != AudioPlayback::Auto {
+        return playback;
+    }
+    let listing = crate::devices::discover();
+    match crate::devices::choose(&listing, &crate::devices::Wanted::default()).playback {
+        Some(pcm) => {
+            tracing::info!(%pcm, "audio playback auto");
+            AudioPlayback::Alsa(pcm)
+        }
+        None => AudioPlayback::Auto,
+    }
 }
 
 #[derive(Default)]
@@ -85,6 +101,7 @@ impl GstBackend {
                 let s = p.stats();
                 m.encoder = s.encoder;
                 m.bitrate_kbps = s.bitrate_kbps;
+                m.encode_time_us_mean = s.encode_time_us_mean;
             }
             for (id, p) in &r.players {
                 let s = p.stats();

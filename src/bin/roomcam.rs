@@ -188,10 +188,24 @@ fn check(path: Option<&Path>) -> Result<()> {
         },
         Auth::AppSign(_) => {}
     }
-    if let Ok(VideoSource::V4l2(dev)) = cfg.video.source()
-        && !dev.exists()
-    {
-        problems.push(format!("[video] source: {} does not exist", dev.display()));
+    // Explicit cameras are checked against the machine the way the publisher will use them.
+    if let Ok(source @ (VideoSource::V4l2(_) | VideoSource::Libcamera)) = cfg.video.source() {
+        let listing = roomcam::devices::discover();
+        let want = roomcam::devices::Wanted {
+            width: cfg.video.width,
+            height: cfg.video.height,
+            fps: cfg.video.fps,
+            ..roomcam::devices::Wanted::default()
+        };
+        let planned = match source {
+            VideoSource::V4l2(dev) => {
+                roomcam::devices::plan_v4l2(&listing, &dev.to_string_lossy(), &want)
+            }
+            _ => roomcam::devices::plan_libcamera(&listing, &want),
+        };
+        if let Err(e) = planned {
+            problems.push(format!("[video] source: {e}"));
+        }
     }
     if let Err(e) = gst_backend::settings_from(&cfg) {
         problems.push(e.to_string());
@@ -288,7 +302,14 @@ fn demo(listen: SocketAddr, status: SocketAddr, no_device: bool) -> Result<()> {
                 &secret,
                 &mut rand::thread_rng(),
             )?;
-            let has_camera = Path::new("/dev/video0").exists();
+            // A camera the device chooser would use (not merely a /dev/video0: on a Pi that is
+            // often a raw sensor or codec node).
+            let has_camera = !roomcam::devices::choose(
+                &roomcam::devices::discover(),
+                &roomcam::devices::Wanted::default(),
+            )
+            .video
+            .is_empty();
             let sink = if roomcam::media::DisplaySink::desktop_present() {
                 "window"
             } else if Path::new("/dev/dri/card0").exists() {
