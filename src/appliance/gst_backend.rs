@@ -291,8 +291,24 @@ impl MediaBackend for GstBackend {
         stream_id: &str,
         frames: mpsc::Sender<EncodedFrame>,
     ) -> Result<Box<dyn CaptureControl>, String> {
-        let (pipeline, mut rx) = PublishPipeline::new(&self.publish).map_err(|e| e.to_string())?;
-        pipeline.start().map_err(|e| e.to_string())?;
+        let (mut pipeline, mut rx) =
+            PublishPipeline::new(&self.publish).map_err(|e| e.to_string())?;
+        if let Err(e) = pipeline.start() {
+            // A hardware encoder that opens but fails at start (caps it refuses, a busy codec):
+            // `auto` falls back to software.
+            let hw_auto = self.publish.video.encoder == crate::media::EncoderChoice::Auto
+                && pipeline.stats().encoder == "v4l2h264enc";
+            if !hw_auto {
+                return Err(e.to_string());
+            }
+            tracing::warn!(error = %e, "v4l2h264enc failed at start; falling back to x264enc");
+            pipeline.stop();
+            drop(pipeline);
+            let mut software = self.publish.clone();
+            software.video.encoder = crate::media::EncoderChoice::X264enc;
+            (pipeline, rx) = PublishPipeline::new(&software).map_err(|e| e.to_string())?;
+            pipeline.start().map_err(|e| e.to_string())?;
+        }
         let pipeline = Arc::new(pipeline);
         if let Ok(mut r) = self.registry.lock() {
             r.publishers.insert(stream_id.to_string(), pipeline.clone());
