@@ -49,6 +49,9 @@ enum Command {
         /// Read the listing from this file (a recorded one) instead of the machine.
         #[arg(long, value_name = "FILE")]
         listing: Option<PathBuf>,
+        /// Judge with this device config's size, rate and explicit choices.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
 }
 
@@ -72,9 +75,11 @@ fn main() -> Result<()> {
             demo(listen, status, no_device)
         }
         Some(Command::Check { config }) => check(config.or(cli.config).as_deref()),
-        Some(Command::Devices { json, listing }) => {
-            devices(cli.config.as_deref(), json, listing.as_deref())
-        }
+        Some(Command::Devices {
+            json,
+            listing,
+            config,
+        }) => devices(config.or(cli.config).as_deref(), json, listing.as_deref()),
         None => {
             init_tracing();
             let (cfg, path) = DeviceConfig::load(cli.config.as_deref())?;
