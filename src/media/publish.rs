@@ -173,8 +173,6 @@ pub struct PublishPipeline {
     bus: BusWatch,
     /// `auto`'s remaining camera candidates, tried when the current one delivers no frame.
     video_fallbacks: Mutex<VecDeque<VideoPlan>>,
-    /// Set when stopped or dropped: ends the first-frame watcher.
-    stopped: Arc<AtomicBool>,
 }
 
 impl PublishPipeline {
@@ -215,87 +213,91 @@ impl PublishPipeline {
             max_kbps: start_kbps,
             bus,
             video_fallbacks: Mutex::new(fallbacks),
-            stopped: Arc::new(AtomicBool::new(false)),
         };
         me.apply_bitrate(start_kbps);
         Ok((me, rx))
     }
 
     /// Starts capture and encoding (waits at most a few seconds for the pipeline to run).
+    ///
+    /// When `auto` chose the camera and has more candidates, a camera that fails to start or
+    /// delivers no frame within [`FIRST_FRAME_TIMEOUT`] is reported and replaced by the next
+    /// candidate, the last one by the test pattern (so this may take a few seconds longer per
+    /// silent camera, never unbounded).
     pub fn start(&self) -> Result<(), MediaError> {
-        if let Err(e) = common::change_state(&self.pipeline, gst::State::Playing) {
+        loop {
+            let has_fallback = self
+                .video_fallbacks
+                .lock()
+                .map(|f| !f.is_empty())
+                .unwrap_or(false);
+            let Err(e) = self.start_once(has_fallback) else {
+                return Ok(());
+            };
+            let next = self
+                .video_fallbacks
+                .lock()
+                .ok()
+                .and_then(|mut f| f.pop_front());
+            let Some(next) = next else {
+                return Err(e);
+            };
+            tracing::warn!(
+                error = %e,
+                next = %next.label(),
+                "video source auto: the camera does not work; trying the next candidate"
+            );
+            swap_video_source(&self.pipeline, &next)?;
+            // The failed camera's error is history now.
+            if let Ok(mut slot) = self.bus.error.lock() {
+                *slot = None;
+            }
+            self.counters.raw_frames.store(0, Ordering::Relaxed);
+        }
+    }
+
+    fn start_once(&self, first_frame_check: bool) -> Result<(), MediaError> {
+        let fail = |e: MediaError| {
             let _ = self.pipeline.set_state(gst::State::Null);
             // The element's own error message says why; the bus thread has it within moments.
-            return Err(self.bus.wait_error(Duration::from_secs(1)).unwrap_or(e));
+            Err(self.bus.wait_error(Duration::from_secs(1)).unwrap_or(e))
+        };
+        if first_frame_check {
+            // A live pipeline reaches PLAYING only once every sink has a buffer: wait for the
+            // camera's first frame with our own (shorter) timeout.
+            if self.pipeline.set_state(gst::State::Playing).is_err() {
+                return fail(MediaError::UnusableElement {
+                    element: "vsrc".into(),
+                    reason: "the camera does not start".into(),
+                });
+            }
+            let deadline = Instant::now() + FIRST_FRAME_TIMEOUT;
+            while self.counters.raw_frames.load(Ordering::Relaxed) == 0 {
+                if let Some(e) = self.bus.error() {
+                    return fail(e);
+                }
+                if Instant::now() >= deadline {
+                    return fail(MediaError::Device(format!(
+                        "video source auto: the camera delivered no frame within {} ms",
+                        FIRST_FRAME_TIMEOUT.as_millis()
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        if let Err(e) = common::change_state(&self.pipeline, gst::State::Playing) {
+            return fail(e);
         }
         let running = common::running_time(self.pipeline.upcast_ref()).unwrap_or_default();
         let anchor = common::unix_ns().saturating_sub(running.as_nanos());
         self.counters
             .anchor_unix_ns
             .store(anchor as u64, Ordering::Relaxed);
-        self.watch_first_frame();
         Ok(())
-    }
-
-    /// When `auto` chose the camera and has more candidates: a thread waits for the first raw
-    /// frame; a camera silent for [`FIRST_FRAME_TIMEOUT`] is reported and replaced by the next
-    /// candidate, the last one by the test pattern. Never blocks the caller.
-    fn watch_first_frame(&self) {
-        let fallbacks: VecDeque<VideoPlan> = match self.video_fallbacks.lock() {
-            Ok(mut f) => std::mem::take(&mut *f),
-            Err(_) => return,
-        };
-        if fallbacks.is_empty() {
-            return;
-        }
-        let pipeline = self.pipeline.clone();
-        let counters = self.counters.clone();
-        let stopped = self.stopped.clone();
-        let error_slot = self.bus.error.clone();
-        let spawned = std::thread::Builder::new()
-            .name("first-frame".into())
-            .spawn(move || {
-                let mut fallbacks = fallbacks;
-                loop {
-                    let deadline = Instant::now() + FIRST_FRAME_TIMEOUT;
-                    while Instant::now() < deadline {
-                        if stopped.load(Ordering::Relaxed) || counters.raw_frames.load(Ordering::Relaxed) > 0 {
-                            return;
-                        }
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    let Some(next) = fallbacks.pop_front() else {
-                        return;
-                    };
-                    tracing::warn!(
-                        timeout_ms = FIRST_FRAME_TIMEOUT.as_millis() as u64,
-                        next = %next.label(),
-                        "video source auto: the camera delivered no frame in time; trying the next candidate"
-                    );
-                    if let Err(e) = swap_video_source(&pipeline, &next) {
-                        tracing::error!(error = %e, "video source auto: cannot switch the source");
-                        return;
-                    }
-                    // The silent camera's error (if it posted one) is history now.
-                    if let Ok(mut slot) = error_slot.lock() {
-                        *slot = None;
-                    }
-                    if stopped.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    if let Err(e) = common::change_state(&pipeline, gst::State::Playing) {
-                        tracing::error!(error = %e, source = %next.label(), "video source auto: the next candidate does not start");
-                    }
-                }
-            });
-        if let Err(e) = spawned {
-            tracing::warn!(error = %e, "cannot start the first-frame watcher");
-        }
     }
 
     /// Stops capture and releases the devices (the pipeline goes to NULL).
     pub fn stop(&self) {
-        self.stopped.store(true, Ordering::Relaxed);
         let _ = self.pipeline.set_state(gst::State::Null);
     }
 
@@ -350,7 +352,6 @@ impl PublishPipeline {
 
 impl Drop for PublishPipeline {
     fn drop(&mut self) {
-        self.stopped.store(true, Ordering::Relaxed);
         let _ = self.pipeline.set_state(gst::State::Null);
     }
 }
@@ -843,4 +844,68 @@ fn build_audio(
             .build(),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A camera that opens but never delivers a frame (a live appsrc nobody feeds) is replaced
+    /// by the next candidate once the first-frame timeout passes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_silent_camera_is_replaced_by_the_next_candidate() {
+        let mut settings = PublishSettings::default();
+        settings.video.source = VideoSource::Test;
+        settings.video.encoder = EncoderChoice::X264enc;
+        settings.video.width = 320;
+        settings.video.height = 240;
+        settings.audio.capture = AudioCapture::None;
+        let (publisher, mut rx) = PublishPipeline::new(&settings).expect("builds");
+        let silent = gst_app::AppSrc::builder()
+            .name("vsrc")
+            .is_live(true)
+            .format(gst::Format::Time)
+            .caps(
+                &gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, 320, 240)
+                    .fps(gst::Fraction::new(30, 1))
+                    .build()
+                    .unwrap()
+                    .to_caps()
+                    .unwrap(),
+            )
+            .build();
+        let convert = publisher.pipeline.by_name("vconvert").unwrap();
+        let old = publisher.pipeline.by_name("vsrc").unwrap();
+        old.unlink(&convert);
+        publisher.pipeline.remove(&old).unwrap();
+        publisher.pipeline.add(&silent).unwrap();
+        silent.link(&convert).unwrap();
+        *publisher.video_fallbacks.lock().unwrap() = VecDeque::from([VideoPlan::Test]);
+
+        let started = Instant::now();
+        publisher.start().expect("starts on the next candidate");
+        let waited = started.elapsed();
+        assert!(waited >= FIRST_FRAME_TIMEOUT, "{waited:?}");
+        assert!(
+            waited < FIRST_FRAME_TIMEOUT + Duration::from_secs(6),
+            "{waited:?}"
+        );
+        let frame = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("the next candidate delivers")
+            .expect("channel open");
+        assert_eq!(frame.kind, FrameKind::Video);
+        assert!(
+            publisher
+                .pipeline
+                .by_name("vsrc")
+                .unwrap()
+                .factory()
+                .unwrap()
+                .name()
+                == "videotestsrc"
+        );
+        assert!(publisher.error().is_none(), "{:?}", publisher.error());
+        publisher.stop();
+    }
 }
