@@ -36,7 +36,7 @@ echo "pi-smoke: devices" >&2
 "$BIN/roomcam" devices --json > "$OUT/devices.json"
 "$BIN/roomcam" devices > "$OUT/devices.txt" || true
 
-SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+SECRET=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 APP=4343
 cat > "$OUT/server.toml" <<CFG
 listen = "127.0.0.1:$PORT"
@@ -79,10 +79,11 @@ device_cfg smoke-peer "$PEER_STATUS" test x264enc test none none > "$OUT/peer.to
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
-"$BIN/roomcam-server" --config "$OUT/server.toml" 2> "$OUT/server.log" & pids+=($!)
+"$BIN/roomcam-server" --config "$OUT/server.toml" > "$OUT/server.log" 2>&1 & SRV=$!; pids+=($SRV)
 for _ in $(seq 100); do curl -sf "127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
-ROOMCAM_LOG="${ROOMCAM_LOG:-info}" "$BIN/roomcam" --config "$OUT/device.toml" 2> "$OUT/device.log" & DEV=$!; pids+=($DEV)
-"$BIN/roomcam" --config "$OUT/peer.toml" 2> "$OUT/peer.log" & PEER=$!; pids+=($PEER)
+kill -0 "$SRV" 2>/dev/null || { echo "pi-smoke: the room service did not start:" >&2; cat "$OUT/server.log" >&2; exit 1; }
+ROOMCAM_LOG="${ROOMCAM_LOG:-info}" "$BIN/roomcam" --config "$OUT/device.toml" > "$OUT/device.log" 2>&1 & DEV=$!; pids+=($DEV)
+"$BIN/roomcam" --config "$OUT/peer.toml" > "$OUT/peer.log" 2>&1 & PEER=$!; pids+=($PEER)
 
 # Both publishing and each playing the other: at most 30 s.
 status() { curl -s --max-time 2 "127.0.0.1:$1/status" 2>/dev/null || echo '{}'; }
@@ -101,7 +102,7 @@ done
 
 ticks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 status "$STATUS" > "$OUT/status-start.json"; status "$PEER_STATUS" > "$OUT/peer-start.json"
-t0=$(date +%s.%N); d0=$(ticks "$DEV"); p0=$(ticks "$PEER")
+t0=$(date +%s.%N); d0=$(ticks "$DEV"); p0=$(ticks "$PEER"); s0=$(ticks "$SRV")
 echo "pi-smoke: measuring ${SECONDS_RUN}s" >&2
 : > "$OUT/encode-samples.txt"
 for _ in $(seq "$SECONDS_RUN"); do
@@ -110,15 +111,15 @@ for _ in $(seq "$SECONDS_RUN"); do
 v=json.load(sys.stdin).get("publisher",{}).get("encode_time_us_mean")
 print(v if v is not None else "")' >> "$OUT/encode-samples.txt" || true
 done
-t1=$(date +%s.%N); d1=$(ticks "$DEV"); p1=$(ticks "$PEER")
+t1=$(date +%s.%N); d1=$(ticks "$DEV"); p1=$(ticks "$PEER"); s1=$(ticks "$SRV")
 status "$STATUS" > "$OUT/status-end.json"; status "$PEER_STATUS" > "$OUT/peer-end.json"
 mem() { grep -E "^$2:" "/proc/$1/status" 2>/dev/null | awk '{print $2}' || echo 0; }
 DEV_HWM=$(mem "$DEV" VmHWM); DEV_RSS=$(mem "$DEV" VmRSS); PEER_HWM=$(mem "$PEER" VmHWM)
 alive=$(kill -0 "$DEV" 2>/dev/null && echo true || echo false)
 
-python3 - "$OUT" "$t0" "$t1" "$d0" "$d1" "$p0" "$p1" "$(getconf CLK_TCK)" "$DEV_HWM" "$DEV_RSS" "$PEER_HWM" "$alive" "$ok" <<'PY' > "$OUT/report.json"
+python3 - "$OUT" "$t0" "$t1" "$d0" "$d1" "$p0" "$p1" "$(getconf CLK_TCK)" "$DEV_HWM" "$DEV_RSS" "$PEER_HWM" "$alive" "$ok" "$s0" "$s1" "$(mem "$SRV" VmHWM)" <<'PY' > "$OUT/report.json"
 import json, os, platform, re, sys
-out, t0, t1, d0, d1, p0, p1, hz, dev_hwm, dev_rss, peer_hwm, alive, ok = sys.argv[1:]
+out, t0, t1, d0, d1, p0, p1, hz, dev_hwm, dev_rss, peer_hwm, alive, ok, sv0, sv1, srv_hwm = sys.argv[1:]
 wall = float(t1) - float(t0)
 hz = float(hz)
 def load(name):
@@ -194,6 +195,10 @@ report = {
         "playing": player(q1),
         "cpu_percent_of_one_core": cpu(p0, p1),
         "peak_rss_mb": kb_to_mb(peer_hwm),
+    },
+    "room_service": {
+        "cpu_percent_of_one_core": cpu(sv0, sv1),
+        "peak_rss_mb": kb_to_mb(srv_hwm),
     },
 }
 print(json.dumps(report, indent=2))

@@ -93,7 +93,12 @@ fn v4l2_node(path: &Path) -> V4l2Node {
     let dev = match v4l::Device::with_path(path) {
         Ok(d) => d,
         Err(e) => {
-            node.error = Some(format!("open: {e}"));
+            let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                " (add the user to the `video` group)"
+            } else {
+                ""
+            };
+            node.error = Some(format!("open: {e}{hint}"));
             return node;
         }
     };
@@ -295,7 +300,12 @@ fn alsa_card(card: &alsa::card::Card) -> AlsaCard {
     let ctl = match alsa::ctl::Ctl::from_card(card, false) {
         Ok(c) => c,
         Err(e) => {
-            out.error = Some(format!("open control: {e}"));
+            let hint = if e.errno() == 13 {
+                " (add the user to the `audio` group)"
+            } else {
+                ""
+            };
+            out.error = Some(format!("open control: {e}{hint}"));
             return out;
         }
     };
