@@ -474,3 +474,79 @@ fn gst_registry() -> Result<(GstRegistry, Vec<LibcameraCamera>), String> {
     }
     Ok((reg, cams))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("roomcam-discover-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn drm_connectors_come_from_sysfs_status_and_modes() {
+        let sys = scratch("drm");
+        for (dir, status, modes) in [
+            ("card1-HDMI-A-1", "connected\n", "1920x1080\n1280x720\n"),
+            ("card1-HDMI-A-2", "disconnected\n", ""),
+            ("card1-Writeback-1", "unknown\n", ""),
+        ] {
+            fs::create_dir_all(sys.join(dir)).unwrap();
+            fs::write(sys.join(dir).join("status"), status).unwrap();
+            fs::write(sys.join(dir).join("modes"), modes).unwrap();
+        }
+        // Not connectors: the card itself, a version file, a connector whose status vanished.
+        fs::create_dir_all(sys.join("card1")).unwrap();
+        fs::write(sys.join("version"), "drm 1.1.0").unwrap();
+        fs::create_dir_all(sys.join("card0-DSI-1")).unwrap();
+        let c = drm_connectors(&sys);
+        let names: Vec<&str> = c.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["DSI-1", "HDMI-A-1", "HDMI-A-2", "Writeback-1"]);
+        assert_eq!(c[1].status, "connected");
+        assert_eq!(c[1].modes, ["1920x1080", "1280x720"]);
+        assert_eq!(c[1].card, "card1");
+        assert!(c[0].error.as_deref().unwrap().starts_with("status:"));
+        let _ = fs::remove_dir_all(&sys);
+    }
+
+    #[test]
+    fn video_nodes_that_are_not_devices_are_listed_with_their_error() {
+        let dev = scratch("dev");
+        fs::write(dev.join("video0"), b"").unwrap(); // opens, but is no V4L2 device
+        std::os::unix::fs::symlink(dev.join("gone"), dev.join("video10")).unwrap(); // vanished
+        fs::write(dev.join("video-not-a-node"), b"").unwrap();
+        fs::write(dev.join("null"), b"").unwrap();
+        let nodes = v4l2_nodes(&dev);
+        let paths: Vec<String> = nodes
+            .iter()
+            .map(|n| n.path.rsplit('/').next().unwrap().to_string())
+            .collect();
+        assert_eq!(paths, ["video0", "video10"], "numeric order, only videoN");
+        assert!(
+            nodes[0]
+                .error
+                .as_deref()
+                .unwrap()
+                .starts_with("VIDIOC_QUERYCAP"),
+            "{:?}",
+            nodes[0].error
+        );
+        assert!(
+            nodes[1].error.as_deref().unwrap().starts_with("open:"),
+            "{:?}",
+            nodes[1].error
+        );
+        let _ = fs::remove_dir_all(&dev);
+    }
+
+    #[test]
+    fn discover_on_this_machine_does_not_panic() {
+        let l = discover();
+        assert!(l.cores >= 1);
+        assert!(l.gst.has("videotestsrc") || !l.errors.is_empty());
+    }
+}
