@@ -179,6 +179,7 @@ report = {
     },
     "device": {
         "encoder": s1.get("publisher", {}).get("encoder"),
+        "video_source": s1.get("publisher", {}).get("video_source"),
         "video_fps_sent": rate(s0, s1, ["publisher", "video_frames_sent"]),
         "audio_fps_sent": rate(s0, s1, ["publisher", "audio_frames_sent"]),
         "bitrate_kbps": s1.get("publisher", {}).get("bitrate_kbps"),

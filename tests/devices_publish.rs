@@ -38,6 +38,7 @@ async fn auto_without_a_camera_publishes_the_test_pattern() {
     s.audio.capture = AudioCapture::Auto;
     let (publisher, mut rx) = PublishPipeline::new(&s).expect("auto builds without a camera");
     assert_eq!(publisher.stats().encoder, "x264enc");
+    assert_eq!(publisher.stats().video_source, "test pattern");
     publisher.start().expect("starts");
     let mut kinds = (false, false);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

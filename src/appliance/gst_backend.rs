@@ -102,6 +102,7 @@ impl GstBackend {
                 m.encoder = s.encoder;
                 m.bitrate_kbps = s.bitrate_kbps;
                 m.encode_time_us_mean = s.encode_time_us_mean;
+                m.video_source = s.video_source;
             }
             for (id, p) in &r.players {
                 let s = p.stats();

@@ -76,6 +76,9 @@ pub struct EncodedFrame {
 pub struct PublishStats {
     /// Encoder element in use (`x264enc`, `v4l2h264enc`).
     pub encoder: String,
+    /// The video source in use: `test pattern`, `/dev/video0 MJPG 1280x720@30 + jpegdec`,
+    /// `libcamera <id> 1280x720@30` (after any `auto` fallback).
+    pub video_source: String,
     pub video_frames_sent: u64,
     pub audio_frames_sent: u64,
     pub keyframes_sent: u64,
@@ -173,6 +176,7 @@ pub struct PublishPipeline {
     bus: BusWatch,
     /// `auto`'s remaining camera candidates, tried when the current one delivers no frame.
     video_fallbacks: Mutex<VecDeque<VideoPlan>>,
+    video_label: Mutex<String>,
 }
 
 impl PublishPipeline {
@@ -193,7 +197,7 @@ impl PublishPipeline {
             || settings.video.encoder == EncoderChoice::Auto
             || settings.audio.capture == AudioCapture::Auto;
         let listing = needs_listing.then(devices::discover);
-        let (encoder, encoder_kind, video_sink, fallbacks) = build_video(
+        let (encoder, encoder_kind, video_sink, fallbacks, label) = build_video(
             &pipeline,
             &settings.video,
             listing.as_ref(),
@@ -213,6 +217,7 @@ impl PublishPipeline {
             max_kbps: start_kbps,
             bus,
             video_fallbacks: Mutex::new(fallbacks),
+            video_label: Mutex::new(label),
         };
         me.apply_bitrate(start_kbps);
         Ok((me, rx))
@@ -248,6 +253,9 @@ impl PublishPipeline {
                 "video source auto: the camera does not work; trying the next candidate"
             );
             swap_video_source(&self.pipeline, &next)?;
+            if let Ok(mut l) = self.video_label.lock() {
+                *l = next.label();
+            }
             // The failed camera's error is history now.
             if let Ok(mut slot) = self.bus.error.lock() {
                 *slot = None;
@@ -340,6 +348,11 @@ impl PublishPipeline {
                 .factory()
                 .map(|f| f.name().to_string())
                 .unwrap_or_default(),
+            video_source: self
+                .video_label
+                .lock()
+                .map(|l| l.clone())
+                .unwrap_or_default(),
             video_frames_sent: c.video.load(Ordering::Relaxed),
             audio_frames_sent: c.audio.load(Ordering::Relaxed),
             keyframes_sent: c.keyframes.load(Ordering::Relaxed),
@@ -424,23 +437,28 @@ fn swap_video_source(pipeline: &gst::Pipeline, plan: &VideoPlan) -> Result<(), M
 fn video_source(
     v: &VideoSettings,
     listing: Option<&Listing>,
-) -> Result<(gst::Element, bool, VecDeque<VideoPlan>), MediaError> {
+) -> Result<(gst::Element, bool, VecDeque<VideoPlan>, String), MediaError> {
     let empty = Listing::default();
     let listing = listing.unwrap_or(&empty);
     let want = v.wanted();
     let device_err = |e: devices::DeviceError| MediaError::Device(e.to_string());
     match &v.source {
-        VideoSource::Test => Ok((test_source()?, true, VecDeque::new())),
+        VideoSource::Test => Ok((
+            test_source()?,
+            true,
+            VecDeque::new(),
+            VideoPlan::Test.label(),
+        )),
         VideoSource::V4l2(path) => {
             let plan =
                 devices::plan_v4l2(listing, &path.to_string_lossy(), &want).map_err(device_err)?;
             tracing::info!(source = %plan.label(), "video source");
-            Ok((source_element(&plan)?, false, VecDeque::new()))
+            Ok((source_element(&plan)?, false, VecDeque::new(), plan.label()))
         }
         VideoSource::Libcamera => {
             let plan = devices::plan_libcamera(listing, &want).map_err(device_err)?;
             tracing::info!(source = %plan.label(), "video source");
-            Ok((source_element(&plan)?, false, VecDeque::new()))
+            Ok((source_element(&plan)?, false, VecDeque::new(), plan.label()))
         }
         VideoSource::Auto => {
             let mut candidates: VecDeque<VideoPlan> =
@@ -451,7 +469,7 @@ fn video_source(
                         tracing::info!(source = %plan.label(), further = candidates.len(), "video source auto");
                         // The test pattern is the last resort after the cameras.
                         candidates.push_back(VideoPlan::Test);
-                        return Ok((src, false, candidates));
+                        return Ok((src, false, candidates, plan.label()));
                     }
                     Err(e) => {
                         tracing::warn!(source = %plan.label(), error = %e, "video source auto: candidate does not open; trying the next")
@@ -459,7 +477,12 @@ fn video_source(
                 }
             }
             tracing::warn!("video source auto: no camera answers, publishing the test pattern");
-            Ok((test_source()?, true, VecDeque::new()))
+            Ok((
+                test_source()?,
+                true,
+                VecDeque::new(),
+                VideoPlan::Test.label(),
+            ))
         }
     }
 }
@@ -531,6 +554,7 @@ type VideoParts = (
     EncoderKind,
     gst_app::AppSink,
     VecDeque<VideoPlan>,
+    String,
 );
 
 fn build_video(
@@ -540,7 +564,7 @@ fn build_video(
     counters: &Arc<Counters>,
     tx: mpsc::Sender<EncodedFrame>,
 ) -> Result<VideoParts, MediaError> {
-    let (src, stamped, fallbacks) = video_source(v, listing)?;
+    let (src, stamped, fallbacks, label) = video_source(v, listing)?;
     let convert = make("videoconvert", "vconvert", "video format conversion")?;
     let scale = make("videoscale", "vscale", "video scaling")?;
     let raw_caps = gst::Caps::builder("video/x-raw")
@@ -649,7 +673,7 @@ fn build_video(
             })
             .build(),
     );
-    Ok((encoder, kind, sink, fallbacks))
+    Ok((encoder, kind, sink, fallbacks, label))
 }
 
 /// Counts raw frames leaving the source chain (the first-frame check).
@@ -906,6 +930,7 @@ mod tests {
                 == "videotestsrc"
         );
         assert!(publisher.error().is_none(), "{:?}", publisher.error());
+        assert_eq!(publisher.stats().video_source, "test pattern");
         publisher.stop();
     }
 }
