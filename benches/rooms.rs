@@ -73,7 +73,8 @@ USAGE: cargo bench --bench rooms -- [OPTIONS]
 
 impl Opts {
     fn parse() -> Opts {
-        let env_quick = std::env::var("ROOMCAM_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+        let env_quick =
+            std::env::var("ROOMCAM_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
         let args: Vec<String> = std::env::args().skip(1).collect();
         let quick = env_quick || args.iter().any(|a| a == "--quick");
         let mut o = Opts {
@@ -280,10 +281,7 @@ async fn connect_and_login(url: &str, login: String) -> Result<Ws, String> {
 /// released the session).
 async fn close(mut ws: Ws) {
     let _ = ws.close(None).await;
-    let _ = tokio::time::timeout(GUARD, async {
-        while let Some(Ok(_)) = ws.next().await {}
-    })
-    .await;
+    let _ = tokio::time::timeout(GUARD, async { while let Some(Ok(_)) = ws.next().await {} }).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -560,11 +558,7 @@ fn bench_logins(opts: &Opts, srv_rt: &Runtime, gen_rt: &Runtime) -> String {
             ms(s.max)
         );
     }
-    let _ = writeln!(
-        out,
-        "\n{}\n",
-        cpu_line(c0, c1, wall, opts.shared_runtime)
-    );
+    let _ = writeln!(out, "\n{}\n", cpu_line(c0, c1, wall, opts.shared_runtime));
     if !errors.is_empty() {
         let _ = writeln!(out, "first errors:");
         for e in errors.iter().take(5) {

@@ -14,6 +14,7 @@
 //! | [`room`] | rooms, users, streams, sessions, limits: maps incoming frames to outgoing ones | none (sans-IO) |
 //! | [`sfu`] | WebRTC sessions (str0m), RTP forwarding, keyframes, rate feedback | none (sans-IO) |
 //! | `server` | axum HTTP/WebSocket, the UDP socket, metrics, config, shutdown | the adapter |
+//! | [`devices`] | device listing; `auto`'s choice of camera, mic, speaker, encoder, display | none (sans-IO); `discover` reads the machine (feature `device`) |
 //! | `media` | GStreamer capture, H.264/Opus encode and decode, display and speaker, ending at appsink/appsrc | the adapter (pure parts: stamp, tone, h264, playout, stats) |
 //!
 //! ## The run-loop contract
@@ -28,6 +29,7 @@
 
 pub mod appliance;
 pub mod auth;
+pub mod devices;
 pub mod engine;
 pub mod protocol;
 pub mod room;

@@ -44,10 +44,26 @@ pub fn settings_from(cfg: &DeviceConfig) -> Result<(PublishSettings, PlaySetting
             super::config::SinkChoice::Window => DisplaySink::Window,
             super::config::SinkChoice::None => DisplaySink::None,
         },
-        playback: cfg.audio.playback.parse::<AudioPlayback>()?,
+        playback: resolve_playback(cfg.audio.playback.parse::<AudioPlayback>()?),
         ..PlaySettings::default()
     };
     Ok((publish, play))
+}
+
+/// `playback = "auto"`: the speaker the device chooser picks (a USB speakerphone, a HAT, the
+/// connected screen's HDMI audio, the headphone jack), else GStreamer's default sink.
+fn resolve_playback(playback: AudioPlayback) -> AudioPlayback {
+    if playback != AudioPlayback::Auto {
+        return playback;
+    }
+    let listing = crate::devices::discover();
+    match crate::devices::choose(&listing, &crate::devices::Wanted::default()).playback {
+        Some(pcm) => {
+            tracing::info!(%pcm, "audio playback auto");
+            AudioPlayback::Alsa(pcm)
+        }
+        None => AudioPlayback::Auto,
+    }
 }
 
 #[derive(Default)]
@@ -85,6 +101,8 @@ impl GstBackend {
                 let s = p.stats();
                 m.encoder = s.encoder;
                 m.bitrate_kbps = s.bitrate_kbps;
+                m.encode_time_us_mean = s.encode_time_us_mean;
+                m.video_source = s.video_source;
             }
             for (id, p) in &r.players {
                 let s = p.stats();
@@ -274,8 +292,24 @@ impl MediaBackend for GstBackend {
         stream_id: &str,
         frames: mpsc::Sender<EncodedFrame>,
     ) -> Result<Box<dyn CaptureControl>, String> {
-        let (pipeline, mut rx) = PublishPipeline::new(&self.publish).map_err(|e| e.to_string())?;
-        pipeline.start().map_err(|e| e.to_string())?;
+        let (mut pipeline, mut rx) =
+            PublishPipeline::new(&self.publish).map_err(|e| e.to_string())?;
+        if let Err(e) = pipeline.start() {
+            // A hardware encoder that opens but fails at start (caps it refuses, a busy codec):
+            // `auto` falls back to software.
+            let hw_auto = self.publish.video.encoder == crate::media::EncoderChoice::Auto
+                && pipeline.stats().encoder == "v4l2h264enc";
+            if !hw_auto {
+                return Err(e.to_string());
+            }
+            tracing::warn!(error = %e, "v4l2h264enc failed at start; falling back to x264enc");
+            pipeline.stop();
+            drop(pipeline);
+            let mut software = self.publish.clone();
+            software.video.encoder = crate::media::EncoderChoice::X264enc;
+            (pipeline, rx) = PublishPipeline::new(&software).map_err(|e| e.to_string())?;
+            pipeline.start().map_err(|e| e.to_string())?;
+        }
         let pipeline = Arc::new(pipeline);
         if let Ok(mut r) = self.registry.lock() {
             r.publishers.insert(stream_id.to_string(), pipeline.clone());

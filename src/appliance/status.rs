@@ -24,6 +24,10 @@ pub struct MediaStats {
     /// The encoder element in use ("x264enc", "v4l2h264enc").
     pub encoder: String,
     pub bitrate_kbps: u32,
+    /// The video source in use (`test pattern`, `/dev/video0 MJPG 1280x720@30 + jpegdec`).
+    pub video_source: String,
+    /// Mean time a raw frame spends in the encoder, recent frames (µs).
+    pub encode_time_us_mean: Option<u64>,
     pub players: HashMap<String, PlayerMediaStats>,
 }
 
@@ -91,6 +95,8 @@ pub fn status_json(
             "video_frames_sent": p.video_frames_sent,
             "audio_frames_sent": p.audio_frames_sent,
             "bitrate_kbps": media.bitrate_kbps,
+            "encode_time_us_mean": media.encode_time_us_mean,
+            "video_source": media.video_source,
         }),
         None => json!({
             "stream_id": stream_id,

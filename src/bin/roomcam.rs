@@ -40,6 +40,19 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// List cameras (formats), microphones, speakers, H.264 encoders/decoders and displays, and
+    /// what `auto` would pick (with the config's size and rate when --config is given).
+    Devices {
+        /// JSON: the listing and the choice, every entry with why `auto` would not pick it.
+        #[arg(long)]
+        json: bool,
+        /// Read the listing from this file (a recorded one) instead of the machine.
+        #[arg(long, value_name = "FILE")]
+        listing: Option<PathBuf>,
+        /// Judge with this device config's size, rate and explicit choices.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
 }
 
 const DEMO_APP_ID: u32 = 1234567890;
@@ -62,6 +75,11 @@ fn main() -> Result<()> {
             demo(listen, status, no_device)
         }
         Some(Command::Check { config }) => check(config.or(cli.config).as_deref()),
+        Some(Command::Devices {
+            json,
+            listing,
+            config,
+        }) => devices(config.or(cli.config).as_deref(), json, listing.as_deref()),
         None => {
             init_tracing();
             let (cfg, path) = DeviceConfig::load(cli.config.as_deref())?;
@@ -134,6 +152,36 @@ async fn run_device(mut cfg: DeviceConfig, path: PathBuf) -> Result<()> {
     }
 }
 
+fn devices(config: Option<&Path>, json: bool, listing: Option<&Path>) -> Result<()> {
+    use roomcam::devices;
+    let listing = match listing {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a device listing", p.display()))?
+        }
+        None => devices::discover(),
+    };
+    let mut want = devices::Wanted::default();
+    if let Some(path) = config {
+        let (cfg, _) = DeviceConfig::load(Some(path))?;
+        let (publish, _) = gst_backend::settings_from(&cfg)?;
+        want = publish.video.wanted();
+    }
+    let choice = devices::choose(&listing, &want);
+    if json {
+        let report = devices::Report {
+            listing: &listing,
+            choice: &choice,
+        };
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", devices::render_table(&listing, &choice));
+    }
+    Ok(())
+}
+
 fn check(path: Option<&Path>) -> Result<()> {
     let (cfg, path) = DeviceConfig::load(path)?;
     let mut problems = Vec::new();
@@ -145,10 +193,24 @@ fn check(path: Option<&Path>) -> Result<()> {
         },
         Auth::AppSign(_) => {}
     }
-    if let Ok(VideoSource::V4l2(dev)) = cfg.video.source()
-        && !dev.exists()
-    {
-        problems.push(format!("[video] source: {} does not exist", dev.display()));
+    // Explicit cameras are checked against the machine the way the publisher will use them.
+    if let Ok(source @ (VideoSource::V4l2(_) | VideoSource::Libcamera)) = cfg.video.source() {
+        let listing = roomcam::devices::discover();
+        let want = roomcam::devices::Wanted {
+            width: cfg.video.width,
+            height: cfg.video.height,
+            fps: cfg.video.fps,
+            ..roomcam::devices::Wanted::default()
+        };
+        let planned = match source {
+            VideoSource::V4l2(dev) => {
+                roomcam::devices::plan_v4l2(&listing, &dev.to_string_lossy(), &want)
+            }
+            _ => roomcam::devices::plan_libcamera(&listing, &want),
+        };
+        if let Err(e) = planned {
+            problems.push(format!("[video] source: {e}"));
+        }
     }
     if let Err(e) = gst_backend::settings_from(&cfg) {
         problems.push(e.to_string());
@@ -258,7 +320,14 @@ fn demo(listen: SocketAddr, status: SocketAddr, no_device: bool) -> Result<()> {
                 &secret,
                 &mut rand::thread_rng(),
             )?;
-            let has_camera = Path::new("/dev/video0").exists();
+            // A camera the device chooser would use (not merely a /dev/video0: on a Pi that is
+            // often a raw sensor or codec node).
+            let has_camera = !roomcam::devices::choose(
+                &roomcam::devices::discover(),
+                &roomcam::devices::Wanted::default(),
+            )
+            .video
+            .is_empty();
             let sink = if roomcam::media::DisplaySink::desktop_present() {
                 "window"
             } else if Path::new("/dev/dri/card0").exists() {

@@ -35,6 +35,9 @@ pub enum MediaError {
         message: String,
         debug: Option<String>,
     },
+    /// An explicit device setting the machine cannot satisfy (`crate::devices::DeviceError`).
+    #[error("{0}")]
+    Device(String),
     #[error("pipeline `{0}` is not running")]
     NotRunning(String),
 }

@@ -25,6 +25,11 @@ use super::settings::{
     AudioCapture, EncoderChoice, MIN_BITRATE_KBPS, PublishSettings, VideoSettings, VideoSource,
 };
 use super::stamp::{self, Stamp};
+use crate::devices::{self, EncoderPlan, Listing, VideoPlan};
+
+/// How long an automatically chosen camera may take to deliver its first frame before it is
+/// reported and the next candidate (finally the test pattern) is tried.
+pub const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// Audio or video.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -71,6 +76,9 @@ pub struct EncodedFrame {
 pub struct PublishStats {
     /// Encoder element in use (`x264enc`, `v4l2h264enc`).
     pub encoder: String,
+    /// The video source in use: `test pattern`, `/dev/video0 MJPG 1280x720@30 + jpegdec`,
+    /// `libcamera <id> 1280x720@30` (after any `auto` fallback).
+    pub video_source: String,
     pub video_frames_sent: u64,
     pub audio_frames_sent: u64,
     pub keyframes_sent: u64,
@@ -93,6 +101,8 @@ struct Counters {
     frame_number: AtomicU32,
     need_keyframe: AtomicBool,
     encode: Mutex<EncodeTimer>,
+    /// Raw frames out of the video source (the first-frame check).
+    raw_frames: AtomicU64,
 }
 
 /// Time in the encoder: the instant each raw pts went in, matched when it comes out.
@@ -164,6 +174,9 @@ pub struct PublishPipeline {
     counters: Arc<Counters>,
     max_kbps: u32,
     bus: BusWatch,
+    /// `auto`'s remaining camera candidates, tried when the current one delivers no frame.
+    video_fallbacks: Mutex<VecDeque<VideoPlan>>,
+    video_label: Mutex<String>,
 }
 
 impl PublishPipeline {
@@ -178,9 +191,20 @@ impl PublishPipeline {
         let counters = Arc::new(Counters::default());
         let (tx, rx) = mpsc::channel(settings.channel_capacity.max(1));
 
-        let (encoder, encoder_kind, video_sink) =
-            build_video(&pipeline, &settings.video, &counters, tx.clone())?;
-        build_audio(&pipeline, settings, &counters, tx)?;
+        // The chooser decides whatever is `auto` (or checks an explicit camera against the
+        // machine); explicit test sources and x264enc need no discovery.
+        let needs_listing = !matches!(settings.video.source, VideoSource::Test)
+            || settings.video.encoder == EncoderChoice::Auto
+            || settings.audio.capture == AudioCapture::Auto;
+        let listing = needs_listing.then(devices::discover);
+        let (encoder, encoder_kind, video_sink, fallbacks, label) = build_video(
+            &pipeline,
+            &settings.video,
+            listing.as_ref(),
+            &counters,
+            tx.clone(),
+        )?;
+        build_audio(&pipeline, settings, listing.as_ref(), &counters, tx)?;
 
         let start_kbps = settings.video.max_bitrate_kbps;
         let bus = BusWatch::start(&pipeline)?;
@@ -192,17 +216,85 @@ impl PublishPipeline {
             counters,
             max_kbps: start_kbps,
             bus,
+            video_fallbacks: Mutex::new(fallbacks),
+            video_label: Mutex::new(label),
         };
         me.apply_bitrate(start_kbps);
         Ok((me, rx))
     }
 
     /// Starts capture and encoding (waits at most a few seconds for the pipeline to run).
+    ///
+    /// When `auto` chose the camera and has more candidates, a camera that fails to start or
+    /// delivers no frame within [`FIRST_FRAME_TIMEOUT`] is reported and replaced by the next
+    /// candidate, the last one by the test pattern (so this may take a few seconds longer per
+    /// silent camera, never unbounded).
     pub fn start(&self) -> Result<(), MediaError> {
-        if let Err(e) = common::change_state(&self.pipeline, gst::State::Playing) {
+        loop {
+            let has_fallback = self
+                .video_fallbacks
+                .lock()
+                .map(|f| !f.is_empty())
+                .unwrap_or(false);
+            let Err(e) = self.start_once(has_fallback) else {
+                return Ok(());
+            };
+            let next = self
+                .video_fallbacks
+                .lock()
+                .ok()
+                .and_then(|mut f| f.pop_front());
+            let Some(next) = next else {
+                return Err(e);
+            };
+            tracing::warn!(
+                error = %e,
+                next = %next.label(),
+                "video source auto: the camera does not work; trying the next candidate"
+            );
+            swap_video_source(&self.pipeline, &next)?;
+            if let Ok(mut l) = self.video_label.lock() {
+                *l = next.label();
+            }
+            // The failed camera's error is history now.
+            if let Ok(mut slot) = self.bus.error.lock() {
+                *slot = None;
+            }
+            self.counters.raw_frames.store(0, Ordering::Relaxed);
+        }
+    }
+
+    fn start_once(&self, first_frame_check: bool) -> Result<(), MediaError> {
+        let fail = |e: MediaError| {
             let _ = self.pipeline.set_state(gst::State::Null);
             // The element's own error message says why; the bus thread has it within moments.
-            return Err(self.bus.wait_error(Duration::from_secs(1)).unwrap_or(e));
+            Err(self.bus.wait_error(Duration::from_secs(1)).unwrap_or(e))
+        };
+        if first_frame_check {
+            // A live pipeline reaches PLAYING only once every sink has a buffer: wait for the
+            // camera's first frame with our own (shorter) timeout.
+            if self.pipeline.set_state(gst::State::Playing).is_err() {
+                return fail(MediaError::UnusableElement {
+                    element: "vsrc".into(),
+                    reason: "the camera does not start".into(),
+                });
+            }
+            let deadline = Instant::now() + FIRST_FRAME_TIMEOUT;
+            while self.counters.raw_frames.load(Ordering::Relaxed) == 0 {
+                if let Some(e) = self.bus.error() {
+                    return fail(e);
+                }
+                if Instant::now() >= deadline {
+                    return fail(MediaError::Device(format!(
+                        "video source auto: the camera delivered no frame within {} ms",
+                        FIRST_FRAME_TIMEOUT.as_millis()
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        if let Err(e) = common::change_state(&self.pipeline, gst::State::Playing) {
+            return fail(e);
         }
         let running = common::running_time(self.pipeline.upcast_ref()).unwrap_or_default();
         let anchor = common::unix_ns().saturating_sub(running.as_nanos());
@@ -256,6 +348,11 @@ impl PublishPipeline {
                 .factory()
                 .map(|f| f.name().to_string())
                 .unwrap_or_default(),
+            video_source: self
+                .video_label
+                .lock()
+                .map(|l| l.clone())
+                .unwrap_or_default(),
             video_frames_sent: c.video.load(Ordering::Relaxed),
             audio_frames_sent: c.audio.load(Ordering::Relaxed),
             keyframes_sent: c.keyframes.load(Ordering::Relaxed),
@@ -280,35 +377,112 @@ fn request_keyframe(video_sink: &gst_app::AppSink) {
     video_sink.send_event(event);
 }
 
-/// The video source elements for `source`; `true` when it is the test pattern (stamped).
-fn video_source(source: &VideoSource) -> Result<(gst::Element, bool), MediaError> {
-    let test = || -> Result<(gst::Element, bool), MediaError> {
-        let src = make("videotestsrc", "vsrc", "test video source")?;
-        src.set_property("is-live", true);
-        src.set_property_from_str("pattern", "smpte");
-        // Motion, so the encoder has real work and the bitrate means something.
-        src.set_property("horizontal-speed", 4i32);
-        Ok((src, true))
-    };
-    match source {
-        VideoSource::Test => test(),
-        VideoSource::V4l2(path) => {
-            let src = make("v4l2src", "vsrc", "V4L2 camera capture")?;
-            src.set_property("device", path.to_string_lossy().as_ref());
-            Ok((src, false))
+/// The test pattern source.
+fn test_source() -> Result<gst::Element, MediaError> {
+    let src = make("videotestsrc", "vsrc", "test video source")?;
+    src.set_property("is-live", true);
+    src.set_property_from_str("pattern", "smpte");
+    // Motion, so the encoder has real work and the bitrate means something.
+    src.set_property("horizontal-speed", 4i32);
+    Ok(src)
+}
+
+/// The source element (a bin for cameras: capture caps and, for MJPEG, the decoder) of `plan`.
+fn source_element(plan: &VideoPlan) -> Result<gst::Element, MediaError> {
+    match plan {
+        VideoPlan::Test => test_source(),
+        VideoPlan::V4l2 { .. } | VideoPlan::Libcamera { .. } => {
+            let (factory, purpose) = match plan {
+                VideoPlan::Libcamera { .. } => ("libcamerasrc", "libcamera capture"),
+                _ => ("v4l2src", "V4L2 camera capture"),
+            };
+            if !common::exists(factory) {
+                return Err(MediaError::MissingElement {
+                    element: factory.into(),
+                    purpose,
+                });
+            }
+            let bin =
+                gst::parse::bin_from_description_with_name(&plan.gst_description(), true, "vsrc")
+                    .map_err(|e| MediaError::UnusableElement {
+                    element: factory.into(),
+                    reason: format!("{}: {e}", plan.label()),
+                })?;
+            Ok(bin.upcast())
         }
-        VideoSource::Libcamera => Ok((make("libcamerasrc", "vsrc", "libcamera capture")?, false)),
+    }
+}
+
+/// Replaces the pipeline's video source by `plan`'s (the pipeline is stopped first).
+fn swap_video_source(pipeline: &gst::Pipeline, plan: &VideoPlan) -> Result<(), MediaError> {
+    let _ = pipeline.set_state(gst::State::Null);
+    let convert = pipeline
+        .by_name("vconvert")
+        .ok_or_else(|| MediaError::Init("no vconvert in the publish pipeline".into()))?;
+    if let Some(old) = pipeline.by_name("vsrc") {
+        old.unlink(&convert);
+        let _ = pipeline.remove(&old);
+        let _ = old.set_state(gst::State::Null);
+    }
+    let new = source_element(plan)?;
+    pipeline
+        .add(&new)
+        .map_err(|e| MediaError::Init(format!("cannot add the video source: {e}")))?;
+    common::link_all(&[&new, &convert])
+}
+
+/// The video source for the settings: `(element, stamped, further candidates)`. `auto` tries
+/// the chooser's candidates in order (one that does not open is skipped with a warning, one that
+/// opens but stays silent is replaced by the first-frame watcher), else the test pattern.
+fn video_source(
+    v: &VideoSettings,
+    listing: Option<&Listing>,
+) -> Result<(gst::Element, bool, VecDeque<VideoPlan>, String), MediaError> {
+    let empty = Listing::default();
+    let listing = listing.unwrap_or(&empty);
+    let want = v.wanted();
+    let device_err = |e: devices::DeviceError| MediaError::Device(e.to_string());
+    match &v.source {
+        VideoSource::Test => Ok((
+            test_source()?,
+            true,
+            VecDeque::new(),
+            VideoPlan::Test.label(),
+        )),
+        VideoSource::V4l2(path) => {
+            let plan =
+                devices::plan_v4l2(listing, &path.to_string_lossy(), &want).map_err(device_err)?;
+            tracing::info!(source = %plan.label(), "video source");
+            Ok((source_element(&plan)?, false, VecDeque::new(), plan.label()))
+        }
+        VideoSource::Libcamera => {
+            let plan = devices::plan_libcamera(listing, &want).map_err(device_err)?;
+            tracing::info!(source = %plan.label(), "video source");
+            Ok((source_element(&plan)?, false, VecDeque::new(), plan.label()))
+        }
         VideoSource::Auto => {
-            // Device discovery (src/devices) will pick the camera; until then /dev/video0 if it opens.
-            if std::path::Path::new("/dev/video0").exists() && common::exists("v4l2src") {
-                let src = make("v4l2src", "vsrc", "V4L2 camera capture")?;
-                src.set_property("device", "/dev/video0");
-                if common::probe(&src).is_ok() {
-                    return Ok((src, false));
+            let mut candidates: VecDeque<VideoPlan> =
+                devices::choose(listing, &want).video.into_iter().collect();
+            while let Some(plan) = candidates.pop_front() {
+                match source_element(&plan).and_then(|src| common::probe(&src).map(|()| src)) {
+                    Ok(src) => {
+                        tracing::info!(source = %plan.label(), further = candidates.len(), "video source auto");
+                        // The test pattern is the last resort after the cameras.
+                        candidates.push_back(VideoPlan::Test);
+                        return Ok((src, false, candidates, plan.label()));
+                    }
+                    Err(e) => {
+                        tracing::warn!(source = %plan.label(), error = %e, "video source auto: candidate does not open; trying the next")
+                    }
                 }
             }
             tracing::warn!("video source auto: no camera answers, publishing the test pattern");
-            test()
+            Ok((
+                test_source()?,
+                true,
+                VecDeque::new(),
+                VideoPlan::Test.label(),
+            ))
         }
     }
 }
@@ -316,6 +490,7 @@ fn video_source(source: &VideoSource) -> Result<(gst::Element, bool), MediaError
 fn choose_encoder(
     choice: EncoderChoice,
     fps: u32,
+    plan: Option<&EncoderPlan>,
 ) -> Result<(gst::Element, EncoderKind), MediaError> {
     let v4l2 = || -> Result<gst::Element, MediaError> {
         let enc = make("v4l2h264enc", "venc", "hardware H.264 encoder")?;
@@ -330,7 +505,12 @@ fn choose_encoder(
     let x264 = || -> Result<gst::Element, MediaError> {
         let enc = make("x264enc", "venc", "software H.264 encoder")?;
         enc.set_property_from_str("tune", "zerolatency");
-        enc.set_property_from_str("speed-preset", "ultrafast");
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        let preset = match plan {
+            Some(EncoderPlan::X264enc { speed_preset, .. }) => speed_preset.clone(),
+            _ => devices::choose::x264_preset(cores).to_string(),
+        };
+        enc.set_property_from_str("speed-preset", &preset);
         enc.set_property("key-int-max", 2 * fps);
         enc.set_property("bframes", 0u32);
         enc.set_property("byte-stream", true);
@@ -339,6 +519,10 @@ fn choose_encoder(
     match choice {
         EncoderChoice::V4l2h264enc => Ok((v4l2()?, EncoderKind::V4l2)),
         EncoderChoice::X264enc => Ok((x264()?, EncoderKind::X264)),
+        // The chooser found no M2M H.264 encoder (or the size is beyond it): software.
+        EncoderChoice::Auto if matches!(plan, Some(EncoderPlan::X264enc { .. })) => {
+            Ok((x264()?, EncoderKind::X264))
+        }
         EncoderChoice::Auto => match common::exists("v4l2h264enc").then(v4l2) {
             Some(Ok(enc)) => Ok((enc, EncoderKind::V4l2)),
             Some(Err(e)) => {
@@ -365,13 +549,22 @@ fn running_time_of(sample: &gst::Sample, pts: gst::ClockTime) -> Duration {
     Duration::from_nanos(running.nseconds())
 }
 
+type VideoParts = (
+    gst::Element,
+    EncoderKind,
+    gst_app::AppSink,
+    VecDeque<VideoPlan>,
+    String,
+);
+
 fn build_video(
     pipeline: &gst::Pipeline,
     v: &VideoSettings,
+    listing: Option<&Listing>,
     counters: &Arc<Counters>,
     tx: mpsc::Sender<EncodedFrame>,
-) -> Result<(gst::Element, EncoderKind, gst_app::AppSink), MediaError> {
-    let (src, stamped) = video_source(&v.source)?;
+) -> Result<VideoParts, MediaError> {
+    let (src, stamped, fallbacks, label) = video_source(v, listing)?;
     let convert = make("videoconvert", "vconvert", "video format conversion")?;
     let scale = make("videoscale", "vscale", "video scaling")?;
     let raw_caps = gst::Caps::builder("video/x-raw")
@@ -386,7 +579,8 @@ fn build_video(
     queue.set_property("max-size-bytes", 0u32);
     queue.set_property("max-size-time", 0u64);
     queue.set_property_from_str("leaky", "downstream");
-    let (encoder, kind) = choose_encoder(v.encoder, v.fps)?;
+    let encoder_plan = listing.map(|l| devices::choose(l, &v.wanted()).encoder);
+    let (encoder, kind) = choose_encoder(v.encoder, v.fps, encoder_plan.as_ref())?;
     let mut enc_caps = gst::Caps::builder("video/x-h264")
         .field("profile", "constrained-baseline")
         .field("stream-format", "byte-stream");
@@ -430,6 +624,7 @@ fn build_video(
     if stamped {
         add_stamp_probe(&raw, v, counters)?;
     }
+    add_frame_counter(&raw, counters)?;
     add_encode_timer(&encoder, counters)?;
 
     let c = counters.clone();
@@ -478,7 +673,20 @@ fn build_video(
             })
             .build(),
     );
-    Ok((encoder, kind, sink))
+    Ok((encoder, kind, sink, fallbacks, label))
+}
+
+/// Counts raw frames leaving the source chain (the first-frame check).
+fn add_frame_counter(raw: &gst::Element, counters: &Arc<Counters>) -> Result<(), MediaError> {
+    let pad = raw
+        .static_pad("src")
+        .ok_or_else(|| MediaError::Init("capsfilter without a src pad".into()))?;
+    let c = counters.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_p, _probe| {
+        c.raw_frames.fetch_add(1, Ordering::Relaxed);
+        gst::PadProbeReturn::Ok
+    });
+    Ok(())
 }
 
 /// Draws the frame stamp into each raw frame, in place, before the encoder.
@@ -557,6 +765,7 @@ fn add_encode_timer(encoder: &gst::Element, counters: &Arc<Counters>) -> Result<
 fn build_audio(
     pipeline: &gst::Pipeline,
     settings: &PublishSettings,
+    listing: Option<&Listing>,
     counters: &Arc<Counters>,
     tx: mpsc::Sender<EncodedFrame>,
 ) -> Result<(), MediaError> {
@@ -580,13 +789,29 @@ fn build_audio(
         AudioCapture::None => return Ok(()),
         AudioCapture::Test => test()?,
         AudioCapture::Alsa(pcm) => alsa(pcm)?,
-        AudioCapture::Auto => match alsa("default").and_then(|s| common::probe(&s).map(|()| s)) {
-            Ok(src) => src,
-            Err(e) => {
-                tracing::warn!(error = %e, "audio capture auto: no microphone answers, publishing the test tone");
-                test()?
+        AudioCapture::Auto => {
+            // The chooser's microphone (USB, HAT), else ALSA's default, else the test tone.
+            let chosen = listing.and_then(|l| devices::choose(l, &settings.video.wanted()).capture);
+            let open = |pcm: &str| alsa(pcm).and_then(|s| common::probe(&s).map(|()| s));
+            let picked = chosen.as_deref().map(|pcm| {
+                open(pcm).inspect_err(|e| {
+                    tracing::warn!(pcm, error = %e, "audio capture auto: the chosen microphone does not open")
+                })
+            });
+            match picked {
+                Some(Ok(src)) => {
+                    tracing::info!(pcm = chosen.as_deref().unwrap_or(""), "audio capture auto");
+                    src
+                }
+                _ => match open("default") {
+                    Ok(src) => src,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "audio capture auto: no microphone answers, publishing the test tone");
+                        test()?
+                    }
+                },
             }
-        },
+        }
     };
     let convert = make("audioconvert", "aconvert", "audio format conversion")?;
     let resample = make("audioresample", "aresample", "audio resampling")?;
@@ -643,4 +868,69 @@ fn build_audio(
             .build(),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A camera that opens but never delivers a frame (a live appsrc nobody feeds) is replaced
+    /// by the next candidate once the first-frame timeout passes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_silent_camera_is_replaced_by_the_next_candidate() {
+        let mut settings = PublishSettings::default();
+        settings.video.source = VideoSource::Test;
+        settings.video.encoder = EncoderChoice::X264enc;
+        settings.video.width = 320;
+        settings.video.height = 240;
+        settings.audio.capture = AudioCapture::None;
+        let (publisher, mut rx) = PublishPipeline::new(&settings).expect("builds");
+        let silent = gst_app::AppSrc::builder()
+            .name("vsrc")
+            .is_live(true)
+            .format(gst::Format::Time)
+            .caps(
+                &gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, 320, 240)
+                    .fps(gst::Fraction::new(30, 1))
+                    .build()
+                    .unwrap()
+                    .to_caps()
+                    .unwrap(),
+            )
+            .build();
+        let convert = publisher.pipeline.by_name("vconvert").unwrap();
+        let old = publisher.pipeline.by_name("vsrc").unwrap();
+        old.unlink(&convert);
+        publisher.pipeline.remove(&old).unwrap();
+        publisher.pipeline.add(&silent).unwrap();
+        silent.link(&convert).unwrap();
+        *publisher.video_fallbacks.lock().unwrap() = VecDeque::from([VideoPlan::Test]);
+
+        let started = Instant::now();
+        publisher.start().expect("starts on the next candidate");
+        let waited = started.elapsed();
+        assert!(waited >= FIRST_FRAME_TIMEOUT, "{waited:?}");
+        assert!(
+            waited < FIRST_FRAME_TIMEOUT + Duration::from_secs(6),
+            "{waited:?}"
+        );
+        let frame = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("the next candidate delivers")
+            .expect("channel open");
+        assert_eq!(frame.kind, FrameKind::Video);
+        assert!(
+            publisher
+                .pipeline
+                .by_name("vsrc")
+                .unwrap()
+                .factory()
+                .unwrap()
+                .name()
+                == "videotestsrc"
+        );
+        assert!(publisher.error().is_none(), "{:?}", publisher.error());
+        assert_eq!(publisher.stats().video_source, "test pattern");
+        publisher.stop();
+    }
 }

@@ -12,7 +12,9 @@ use super::MediaError;
 /// `[video] source`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum VideoSource {
-    /// A camera when one answers (v4l2 `/dev/video0` for now), else the test pattern with a warning.
+    /// The cameras `crate::devices::choose` ranks, tried in order (one that delivers no frame
+    /// within [`crate::media::FIRST_FRAME_TIMEOUT`] is reported and the next tried), else the
+    /// test pattern with a warning.
     #[default]
     Auto,
     /// `videotestsrc`, live, with the frame stamp drawn in.
@@ -36,7 +38,8 @@ pub enum EncoderChoice {
 /// `[audio] capture`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum AudioCapture {
-    /// The default ALSA capture device when it opens, else the test tone with a warning.
+    /// The microphone `crate::devices::choose` picks (USB first), else ALSA `default`, else the
+    /// test tone with a warning.
     #[default]
     Auto,
     /// `audiotestsrc`, live, a sine at [`AudioSettings::test_tone_hz`].
@@ -188,6 +191,29 @@ impl Default for VideoSettings {
             fps: 30,
             encoder: EncoderChoice::Auto,
             max_bitrate_kbps: 2500,
+        }
+    }
+}
+
+impl VideoSettings {
+    /// What the device chooser (`crate::devices`) is asked for.
+    pub fn wanted(&self) -> crate::devices::Wanted {
+        use crate::devices::{EncoderRequest, VideoRequest};
+        crate::devices::Wanted {
+            width: self.width,
+            height: self.height,
+            fps: self.fps,
+            video: match &self.source {
+                VideoSource::Auto => VideoRequest::Auto,
+                VideoSource::Test => VideoRequest::Test,
+                VideoSource::V4l2(p) => VideoRequest::V4l2(p.to_string_lossy().into_owned()),
+                VideoSource::Libcamera => VideoRequest::Libcamera,
+            },
+            encoder: match self.encoder {
+                EncoderChoice::Auto => EncoderRequest::Auto,
+                EncoderChoice::V4l2h264enc => EncoderRequest::V4l2h264enc,
+                EncoderChoice::X264enc => EncoderRequest::X264enc,
+            },
         }
     }
 }
