@@ -20,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
 use roomcam::auth::{self, MintRequest, Privileges};
+use roomcam::room::{Now, RoomOutput, RoomService};
 use roomcam::server::{self, ServerConfig};
 use serde_json::json;
 use tokio::net::TcpStream;
@@ -68,7 +69,7 @@ USAGE: cargo bench --bench rooms -- [OPTIONS]
   --client-threads T      tokio worker threads of the load generator (default 2)
   --shared-runtime        server and load generator on one runtime (server-threads workers)
   --no-user-updates       fan-out receivers log in without userUpdates
-  --only login|fanout     run one part
+  --only PART             run one part: login, fanout, or core (the room logic alone)
 ";
 
 impl Opts {
@@ -316,35 +317,63 @@ fn summarize(mut v: Vec<Duration>) -> Summary {
     }
 }
 
-/// CPU seconds used by this process's threads whose names start with `srv` and `gen`.
+/// CPU seconds used by this process's threads whose names start with `srv` and `gen`, by the
+/// whole process, and by the whole machine (all cores, busy time).
 #[derive(Clone, Copy, Default)]
 struct Cpu {
     server: f64,
     generator: f64,
+    process: f64,
+    machine: f64,
+}
+
+/// utime + stime (in ticks) of a `/proc/.../stat` line.
+fn stat_ticks(stat: &str) -> Option<f64> {
+    // Fields after the ")" of the comm: state is field 3; utime, stime are 14 and 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?)
 }
 
 fn cpu() -> Cpu {
     let mut c = Cpu::default();
     // clock ticks per second: 100 on every Linux we run on.
     let tick = 100.0;
+    c.process = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| stat_ticks(&s))
+        .unwrap_or(0.0)
+        / tick;
+    // First line of /proc/stat: cpu user nice system idle iowait irq softirq steal ...
+    if let Ok(stat) = std::fs::read_to_string("/proc/stat")
+        && let Some(line) = stat.lines().next()
+    {
+        let v: Vec<f64> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        let busy: f64 = v
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 3 && *i != 4)
+            .map(|(_, x)| x)
+            .sum();
+        c.machine = busy / tick;
+    }
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
         return c;
     };
     for e in dir.flatten() {
         let p = e.path();
         let comm = std::fs::read_to_string(p.join("comm")).unwrap_or_default();
-        let Ok(stat) = std::fs::read_to_string(p.join("stat")) else {
+        let Some(ticks) = std::fs::read_to_string(p.join("stat"))
+            .ok()
+            .and_then(|s| stat_ticks(&s))
+        else {
             continue;
         };
-        // Fields after the ")" of the comm: state is field 3; utime, stime are 14 and 15.
-        let Some(rest) = stat.rsplit_once(')').map(|x| x.1) else {
-            continue;
-        };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let (Some(u), Some(s)) = (f.get(11), f.get(12)) else {
-            continue;
-        };
-        let secs = (u.parse::<f64>().unwrap_or(0.0) + s.parse::<f64>().unwrap_or(0.0)) / tick;
+        let secs = ticks / tick;
         if comm.starts_with("srv") {
             c.server += secs;
         } else if comm.starts_with("gen") {
@@ -356,18 +385,35 @@ fn cpu() -> Cpu {
 
 fn cpu_line(before: Cpu, after: Cpu, wall: Duration, shared: bool) -> String {
     let w = wall.as_secs_f64().max(1e-9);
-    if shared {
-        let total = (after.server - before.server) + (after.generator - before.generator);
-        return format!(
-            "CPU: server + load generator (shared runtime) {:.0}% of one core",
-            100.0 * total / w
-        );
-    }
+    let pc = |a: f64, b: f64| 100.0 * (a - b) / w;
+    let others = pc(
+        after.machine - after.process,
+        before.machine - before.process,
+    )
+    .max(0.0);
+    let mine = if shared {
+        format!(
+            "server + load generator (shared runtime) {:.0}%",
+            pc(
+                after.server + after.generator,
+                before.server + before.generator
+            )
+        )
+    } else {
+        format!(
+            "server runtime {:.0}%, load generator {:.0}%",
+            pc(after.server, before.server),
+            pc(after.generator, before.generator)
+        )
+    };
     format!(
-        "CPU: server runtime {:.0}% of one core, load generator {:.0}% (of {} cores)",
-        100.0 * (after.server - before.server) / w,
-        100.0 * (after.generator - before.generator) / w,
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        "CPU (100% = one core, {} cores): {mine}; other processes on the machine {others:.0}%{}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        if others > 20.0 {
+            " (BUSY MACHINE: numbers disturbed)"
+        } else {
+            ""
+        }
     )
 }
 
@@ -558,7 +604,24 @@ fn bench_logins(opts: &Opts, srv_rt: &Runtime, gen_rt: &Runtime) -> String {
             ms(s.max)
         );
     }
-    let _ = writeln!(out, "\n{}\n", cpu_line(c0, c1, wall, opts.shared_runtime));
+    let per = |a: f64, b: f64| (a - b) * 1e6 / ok.max(1) as f64;
+    let split = if opts.shared_runtime {
+        format!(
+            "server + load generator {:.0} µs",
+            per(c1.server + c1.generator, c0.server + c0.generator)
+        )
+    } else {
+        format!(
+            "server {:.0} µs, load generator {:.0} µs",
+            per(c1.server, c0.server),
+            per(c1.generator, c0.generator)
+        )
+    };
+    let _ = writeln!(
+        out,
+        "\n{}\nCPU per login: {split}\n",
+        cpu_line(c0, c1, wall, opts.shared_runtime),
+    );
     if !errors.is_empty() {
         let _ = writeln!(out, "first errors:");
         for e in errors.iter().take(5) {
@@ -782,7 +845,26 @@ fn bench_fanout_one(opts: &Opts, n: usize, srv_rt: &Runtime, gen_rt: &Runtime) -
         per_receiver_del: summarize(del),
         all_del: summarize(all_del),
         publish_rtt: summarize(rtt),
-        cpu: cpu_line(c0, c1, wall, opts.shared_runtime),
+        cpu: {
+            let msgs = (2 * events * (n + 1)) as f64;
+            let per = |a: f64, b: f64| (a - b) * 1e6 / msgs;
+            let split = if opts.shared_runtime {
+                format!(
+                    "server + load generator {:.1} µs",
+                    per(c1.server + c1.generator, c0.server + c0.generator)
+                )
+            } else {
+                format!(
+                    "server {:.1} µs, load generator {:.1} µs",
+                    per(c1.server, c0.server),
+                    per(c1.generator, c0.generator)
+                )
+            };
+            format!(
+                "{}; CPU per delivered message: {split}",
+                cpu_line(c0, c1, wall, opts.shared_runtime)
+            )
+        },
         problems,
     }
 }
@@ -838,10 +920,10 @@ fn bench_fanout(opts: &Opts, srv_rt: &Runtime, gen_rt: &Runtime) -> String {
     for r in &results {
         let _ = writeln!(
             out,
-            "N={}: {} members logged in in {:.2} s; {}",
+            "N={}: {} members logged in in {:.0} ms; {}",
             r.n,
             r.n,
-            r.logins_wall.as_secs_f64(),
+            r.logins_wall.as_secs_f64() * 1000.0,
             r.cpu
         );
     }
@@ -867,6 +949,132 @@ fn bench_fanout(opts: &Opts, srv_rt: &Runtime, gen_rt: &Runtime) -> String {
                 r.problems.len(),
                 &r.problems[..r.problems.len().min(3)]
             );
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// The room logic alone: what the server's single hub task does, without sockets
+
+/// Drains the room logic's output; returns how many messages it asked to send.
+fn drain(room: &mut RoomService, serialize: bool) -> usize {
+    let mut n = 0;
+    while let Some(out) = room.poll_output() {
+        if let RoomOutput::Send { message, .. } = out {
+            n += 1;
+            if serialize {
+                // What each connection's writer task does with its copy.
+                std::hint::black_box(serde_json::to_string(&*message).expect("serialize"));
+            }
+        }
+    }
+    n
+}
+
+fn bench_core(opts: &Opts) -> String {
+    let config = ServerConfig::parse(&config_text(), std::path::Path::new("bench.toml"))
+        .expect("config")
+        .room_config();
+    let now = || Now {
+        mono: Instant::now(),
+        unix: now_unix(),
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "## The room logic alone (one thread, no sockets)\n\n\
+         `RoomService` driven directly: the work the server's single hub task does per login \
+         (token04 decode, room bookkeeping) and per event (one `Arc` per receiver queued), and, \
+         separately, the JSON serialization that each connection's writer task then does for its \
+         own copy.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| operation | count | per op (µs) | ops/s |\n|---|---:|---:|---:|"
+    );
+    let mut row = |name: &str, count: usize, t: Duration| {
+        let per = t.as_secs_f64() * 1e6 / count.max(1) as f64;
+        let _ = writeln!(
+            out,
+            "| {name} | {count} | {per:.2} | {:.0} |",
+            count as f64 / t.as_secs_f64().max(1e-12)
+        );
+    };
+
+    // Logins: connect, login, disconnect.
+    let n = opts.logins;
+    let jobs: Vec<String> = (0..n)
+        .map(|i| {
+            let room = format!("r{}", i % opts.concurrency);
+            let user = format!("u{i}");
+            login_json(&room, &user, &token(&user, &room), false)
+        })
+        .collect();
+    for serialize in [false, true] {
+        let mut room = RoomService::new(config.clone(), 1);
+        let t = Instant::now();
+        for j in &jobs {
+            let id = room.connect(now());
+            room.handle_text(now(), id, j);
+            drain(&mut room, serialize);
+            room.disconnect(now(), id);
+            drain(&mut room, serialize);
+        }
+        let name = if serialize {
+            "login cycle + serializing hello, loginResult"
+        } else {
+            "login cycle (connect, login, disconnect)"
+        };
+        row(name, n, t.elapsed());
+    }
+
+    // Fan-out: one publish + stopPublish into a room of N.
+    for &size in &opts.sizes {
+        for serialize in [false, true] {
+            let mut room = RoomService::new(config.clone(), 2);
+            let room_id = "core";
+            for i in 0..size {
+                let user = format!("m{i}");
+                let id = room.connect(now());
+                room.handle_text(
+                    now(),
+                    id,
+                    &login_json(room_id, &user, &token(&user, room_id), opts.user_updates),
+                );
+                drain(&mut room, false);
+            }
+            let publisher = room.connect(now());
+            room.handle_text(
+                now(),
+                publisher,
+                &login_json(room_id, "publisher", &token("publisher", room_id), false),
+            );
+            drain(&mut room, false);
+            let reqs: Vec<(String, String)> = (0..opts.events)
+                .map(|k| {
+                    (
+                        json!({"type":"publish","streamId":format!("e{k}")}).to_string(),
+                        json!({"type":"stopPublish","streamId":format!("e{k}")}).to_string(),
+                    )
+                })
+                .collect();
+            let mut sent = 0;
+            let t = Instant::now();
+            for (p, s) in &reqs {
+                room.handle_text(now(), publisher, p);
+                sent += drain(&mut room, serialize);
+                room.handle_text(now(), publisher, s);
+                sent += drain(&mut room, serialize);
+            }
+            let el = t.elapsed();
+            assert_eq!(sent, 2 * opts.events * (size + 1), "fan-out message count");
+            let name = if serialize {
+                format!("event to {size} members + serializing each copy")
+            } else {
+                format!("event to {size} members (hub work)")
+            };
+            row(&name, 2 * opts.events, el);
         }
     }
     out
@@ -915,5 +1123,8 @@ fn main() {
     }
     if opts.runs("fanout") {
         println!("{}", bench_fanout(&opts, &srv_rt, gen_rt));
+    }
+    if opts.runs("core") {
+        println!("{}", bench_core(&opts));
     }
 }

@@ -11,14 +11,28 @@ async fn demo_serves_and_mints_dev_tokens() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_roomcam"))
         .args(["demo", "--listen", "127.0.0.1:0", "--status", "127.0.0.1:0"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(std::env::temp_dir().join("roomcam-demo-test.log")).unwrap())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
+    // The first line with a URL (keep reading the rest, so the demo never writes to a closed pipe).
     let first = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line
+        let mut reader = BufReader::new(stdout);
+        let mut seen = String::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                let log =
+                    std::fs::read_to_string(std::env::temp_dir().join("roomcam-demo-test.log"))
+                        .unwrap_or_default();
+                panic!("demo ended its output without a URL; stdout: {seen:?}; stderr: {log}");
+            }
+            seen.push_str(&line);
+            if line.contains("http://") {
+                std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+                return line;
+            }
+        }
     });
     let line = tokio::time::timeout(common::server::HANG_GUARD, first)
         .await
