@@ -28,6 +28,8 @@ pub struct Device {
     pub session: Option<SessionId>,
     pub events: Vec<Event>,
     pub frames: Vec<ReceivedFrame>,
+    /// When each of `frames` came out of the engine (after str0m's reordering and recovery).
+    pub frame_times: Vec<Instant>,
     pub keyframe_requests: u32,
     pub bitrates: Vec<u64>,
     pub capturing: Vec<String>,
@@ -155,6 +157,7 @@ impl CallSim {
             session: None,
             events: Vec::new(),
             frames: Vec::new(),
+            frame_times: Vec::new(),
             keyframe_requests: 0,
             bitrates: Vec::new(),
             capturing: Vec::new(),
@@ -279,7 +282,10 @@ impl CallSim {
                     data: contents,
                 });
             }
-            CoreOutput::Frame(f) => self.devices[i].frames.push(f),
+            CoreOutput::Frame(f) => {
+                self.devices[i].frames.push(f);
+                self.devices[i].frame_times.push(now);
+            }
             CoreOutput::Capture { stream_id, on } => {
                 let d = &mut self.devices[i];
                 d.capturing.retain(|s| *s != stream_id);
