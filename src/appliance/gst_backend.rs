@@ -70,6 +70,7 @@ fn resolve_playback(playback: AudioPlayback) -> AudioPlayback {
 struct Registry {
     publishers: HashMap<String, Arc<PublishPipeline>>,
     players: HashMap<String, Arc<PlayPipeline>>,
+    preview: Option<std::sync::Weak<crate::media::PreviewPipeline>>,
 }
 
 /// The backend. Clone the [`GstBackend::stats_reader`] before handing the backend to the engine.
@@ -140,6 +141,12 @@ impl GstHandle {
     /// The play pipeline of a stream, while it plays.
     pub fn player(&self, stream_id: &str) -> Option<Arc<PlayPipeline>> {
         self.registry.lock().ok()?.players.get(stream_id).cloned()
+    }
+
+    /// Pictures the local preview has shown, while it runs.
+    pub fn preview_frames(&self) -> Option<u64> {
+        let r = self.registry.lock().ok()?;
+        r.preview.as_ref()?.upgrade().map(|p| p.frames())
     }
 
     /// The publish pipeline of a stream, while it publishes.
@@ -338,6 +345,17 @@ impl MediaBackend for GstBackend {
             forward,
             registry: self.registry.clone(),
         }))
+    }
+
+    fn start_preview(&mut self) -> Result<Box<dyn Send>, String> {
+        let p = Arc::new(
+            crate::media::PreviewPipeline::start(&self.publish.video, self.play.display)
+                .map_err(|e| e.to_string())?,
+        );
+        if let Ok(mut r) = self.registry.lock() {
+            r.preview = Some(Arc::downgrade(&p));
+        }
+        Ok(Box::new(p))
     }
 
     fn start_playback(&mut self, stream_id: &str) -> Result<Box<dyn PlaybackSink>, String> {

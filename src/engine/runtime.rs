@@ -67,6 +67,11 @@ pub trait MediaBackend: Send + 'static {
     ) -> Result<Box<dyn CaptureControl>, String>;
     /// Starts decoding and showing `stream_id`.
     fn start_playback(&mut self, stream_id: &str) -> Result<Box<dyn PlaybackSink>, String>;
+    /// Starts the local preview (the camera on the screen, nothing sent); dropping the returned
+    /// guard stops it. Backends without a screen say so.
+    fn start_preview(&mut self) -> Result<Box<dyn Send>, String> {
+        Err("this media backend has no preview".into())
+    }
 }
 
 /// How to reach the room service.
@@ -123,6 +128,7 @@ pub struct PlayerStatus {
 
 enum Request {
     Command(Command),
+    Preview(bool),
     Destroy(oneshot::Sender<()>),
 }
 
@@ -214,6 +220,7 @@ impl Engine {
             connecting: None,
             rtp_base: HashMap::new(),
             keyframe_asked: HashMap::new(),
+            preview: None,
         };
         let task = tokio::spawn(run.run());
         Ok((
@@ -286,6 +293,20 @@ impl Engine {
         self.send(Command::StopPlaying {
             stream_id: stream_id.to_string(),
         })
+    }
+
+    /// The seed's `startPreview`: show the local camera (before publishing).
+    pub fn start_preview(&self) -> Result<(), EngineError> {
+        self.tx
+            .send(Request::Preview(true))
+            .map_err(|_| EngineError::Gone)
+    }
+
+    /// The seed's `stopPreview`.
+    pub fn stop_preview(&self) -> Result<(), EngineError> {
+        self.tx
+            .send(Request::Preview(false))
+            .map_err(|_| EngineError::Gone)
     }
 
     /// Renews the room token: with `Some`, use that token; with `None`, the room service mints one.
@@ -366,6 +387,8 @@ struct Runtime {
     rtp_base: HashMap<String, Duration>,
     /// When a keyframe was last asked for, per played stream.
     keyframe_asked: HashMap<String, Instant>,
+    /// The local preview, while it runs.
+    preview: Option<Box<dyn Send>>,
 }
 
 impl Runtime {
@@ -379,6 +402,15 @@ impl Runtime {
             tokio::select! {
                 req = self.rx.recv() => match req {
                     Some(Request::Command(c)) => self.core.command(Instant::now(), c),
+                    Some(Request::Preview(on)) => {
+                        self.preview = None;
+                        if on {
+                            match self.backend.start_preview() {
+                                Ok(p) => self.preview = Some(p),
+                                Err(e) => tracing::error!(error = %e, "cannot start the preview"),
+                            }
+                        }
+                    }
                     Some(Request::Destroy(done)) => {
                         self.logout_and_wait().await;
                         if let Some(room) = self.core.room_id().map(str::to_string) {
@@ -456,6 +488,7 @@ impl Runtime {
                 }
                 self.captures.clear();
                 self.playbacks.clear();
+                self.preview = None;
                 let _ = done.send(());
                 break;
             }

@@ -31,7 +31,9 @@ pub mod tone;
 pub use common::init;
 pub use error::MediaError;
 pub use play::{PlayPipeline, PlayStats, PushOutcome};
-pub use publish::{EncodedFrame, FIRST_FRAME_TIMEOUT, FrameKind, PublishPipeline, PublishStats};
+pub use publish::{
+    EncodedFrame, FIRST_FRAME_TIMEOUT, FrameKind, PreviewPipeline, PublishPipeline, PublishStats,
+};
 pub use settings::{
     AudioCapture, AudioPlayback, AudioSettings, DisplaySink, EncoderChoice, PlaySettings,
     PublishSettings, VideoSettings, VideoSource,

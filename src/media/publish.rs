@@ -934,3 +934,76 @@ mod tests {
         publisher.stop();
     }
 }
+
+/// The seed's local preview: the camera (as `[video] source` chooses it) shown on the display
+/// sink, without encoding or sending anything. For use before publishing: a V4L2 camera opens
+/// once, so while a stream is published the picture-in-picture comes from the display (issue 8).
+pub struct PreviewPipeline {
+    pipeline: gst::Pipeline,
+    frames: Arc<AtomicU64>,
+}
+
+impl PreviewPipeline {
+    /// Builds and starts the preview. With `DisplaySink::None` frames are counted, not shown.
+    pub fn start(
+        video: &VideoSettings,
+        display: super::settings::DisplaySink,
+    ) -> Result<Self, MediaError> {
+        use super::settings::DisplaySink;
+        common::init()?;
+        video.validate()?;
+        let pipeline = gst::Pipeline::with_name("preview");
+        let listing = (!matches!(video.source, VideoSource::Test)).then(devices::discover);
+        let (src, _, _, label) = video_source(video, listing.as_ref())?;
+        let convert = make("videoconvert", "pconvert", "video format conversion")?;
+        let scale = make("videoscale", "pscale", "video scaling")?;
+        let caps = make("capsfilter", "pcaps", "caps filter")?;
+        caps.set_property(
+            "caps",
+            gst::Caps::builder("video/x-raw")
+                .field("width", video.width as i32)
+                .field("height", video.height as i32)
+                .build(),
+        );
+        let sink = match display.resolve(DisplaySink::desktop_present()) {
+            DisplaySink::Window => make("autovideosink", "psink", "desktop video window")?,
+            DisplaySink::Kms => {
+                let s = make("kmssink", "psink", "KMS/DRM display output")?;
+                s.set_property("skip-vsync", true);
+                s
+            }
+            DisplaySink::None | DisplaySink::Auto => {
+                make("fakesink", "psink", "preview without a display")?
+            }
+        };
+        pipeline
+            .add_many([&src, &convert, &scale, &caps, &sink])
+            .map_err(|e| MediaError::Init(format!("cannot add preview elements: {e}")))?;
+        common::link_all(&[&src, &convert, &scale, &caps, &sink])?;
+        let frames = Arc::new(AtomicU64::new(0));
+        if let Some(pad) = sink.static_pad("sink") {
+            let f = frames.clone();
+            pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                f.fetch_add(1, Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            });
+        }
+        if let Err(e) = common::change_state(&pipeline, gst::State::Playing) {
+            let _ = pipeline.set_state(gst::State::Null);
+            return Err(e);
+        }
+        tracing::info!(source = %label, "preview started");
+        Ok(PreviewPipeline { pipeline, frames })
+    }
+
+    /// Pictures shown (or counted) so far.
+    pub fn frames(&self) -> u64 {
+        self.frames.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for PreviewPipeline {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
