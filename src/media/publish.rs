@@ -870,71 +870,6 @@ fn build_audio(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A camera that opens but never delivers a frame (a live appsrc nobody feeds) is replaced
-    /// by the next candidate once the first-frame timeout passes.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_silent_camera_is_replaced_by_the_next_candidate() {
-        let mut settings = PublishSettings::default();
-        settings.video.source = VideoSource::Test;
-        settings.video.encoder = EncoderChoice::X264enc;
-        settings.video.width = 320;
-        settings.video.height = 240;
-        settings.audio.capture = AudioCapture::None;
-        let (publisher, mut rx) = PublishPipeline::new(&settings).expect("builds");
-        let silent = gst_app::AppSrc::builder()
-            .name("vsrc")
-            .is_live(true)
-            .format(gst::Format::Time)
-            .caps(
-                &gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, 320, 240)
-                    .fps(gst::Fraction::new(30, 1))
-                    .build()
-                    .unwrap()
-                    .to_caps()
-                    .unwrap(),
-            )
-            .build();
-        let convert = publisher.pipeline.by_name("vconvert").unwrap();
-        let old = publisher.pipeline.by_name("vsrc").unwrap();
-        old.unlink(&convert);
-        publisher.pipeline.remove(&old).unwrap();
-        publisher.pipeline.add(&silent).unwrap();
-        silent.link(&convert).unwrap();
-        *publisher.video_fallbacks.lock().unwrap() = VecDeque::from([VideoPlan::Test]);
-
-        let started = Instant::now();
-        publisher.start().expect("starts on the next candidate");
-        let waited = started.elapsed();
-        assert!(waited >= FIRST_FRAME_TIMEOUT, "{waited:?}");
-        assert!(
-            waited < FIRST_FRAME_TIMEOUT + Duration::from_secs(6),
-            "{waited:?}"
-        );
-        let frame = tokio::time::timeout(Duration::from_secs(5), rx.recv())
-            .await
-            .expect("the next candidate delivers")
-            .expect("channel open");
-        assert_eq!(frame.kind, FrameKind::Video);
-        assert!(
-            publisher
-                .pipeline
-                .by_name("vsrc")
-                .unwrap()
-                .factory()
-                .unwrap()
-                .name()
-                == "videotestsrc"
-        );
-        assert!(publisher.error().is_none(), "{:?}", publisher.error());
-        assert_eq!(publisher.stats().video_source, "test pattern");
-        publisher.stop();
-    }
-}
-
 /// The seed's local preview: the camera (as `[video] source` chooses it) shown on the display
 /// sink, without encoding or sending anything. For use before publishing: a V4L2 camera opens
 /// once, so while a stream is published the picture-in-picture comes from the display (issue 8).
@@ -1005,5 +940,70 @@ impl PreviewPipeline {
 impl Drop for PreviewPipeline {
     fn drop(&mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A camera that opens but never delivers a frame (a live appsrc nobody feeds) is replaced
+    /// by the next candidate once the first-frame timeout passes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_silent_camera_is_replaced_by_the_next_candidate() {
+        let mut settings = PublishSettings::default();
+        settings.video.source = VideoSource::Test;
+        settings.video.encoder = EncoderChoice::X264enc;
+        settings.video.width = 320;
+        settings.video.height = 240;
+        settings.audio.capture = AudioCapture::None;
+        let (publisher, mut rx) = PublishPipeline::new(&settings).expect("builds");
+        let silent = gst_app::AppSrc::builder()
+            .name("vsrc")
+            .is_live(true)
+            .format(gst::Format::Time)
+            .caps(
+                &gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, 320, 240)
+                    .fps(gst::Fraction::new(30, 1))
+                    .build()
+                    .unwrap()
+                    .to_caps()
+                    .unwrap(),
+            )
+            .build();
+        let convert = publisher.pipeline.by_name("vconvert").unwrap();
+        let old = publisher.pipeline.by_name("vsrc").unwrap();
+        old.unlink(&convert);
+        publisher.pipeline.remove(&old).unwrap();
+        publisher.pipeline.add(&silent).unwrap();
+        silent.link(&convert).unwrap();
+        *publisher.video_fallbacks.lock().unwrap() = VecDeque::from([VideoPlan::Test]);
+
+        let started = Instant::now();
+        publisher.start().expect("starts on the next candidate");
+        let waited = started.elapsed();
+        assert!(waited >= FIRST_FRAME_TIMEOUT, "{waited:?}");
+        assert!(
+            waited < FIRST_FRAME_TIMEOUT + Duration::from_secs(6),
+            "{waited:?}"
+        );
+        let frame = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("the next candidate delivers")
+            .expect("channel open");
+        assert_eq!(frame.kind, FrameKind::Video);
+        assert!(
+            publisher
+                .pipeline
+                .by_name("vsrc")
+                .unwrap()
+                .factory()
+                .unwrap()
+                .name()
+                == "videotestsrc"
+        );
+        assert!(publisher.error().is_none(), "{:?}", publisher.error());
+        assert_eq!(publisher.stats().video_source, "test pattern");
+        publisher.stop();
     }
 }
