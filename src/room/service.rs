@@ -813,20 +813,7 @@ impl RoomService {
         let published: Vec<String> = member.published.iter().cloned().collect();
         self.unpublish(member.app_id, &published);
         for stream_id in &member.playing {
-            if let Some(e) = self
-                .apps
-                .get_mut(&member.app_id)
-                .and_then(|a| a.streams.get_mut(stream_id))
-            {
-                e.players.retain(|p| *p != session);
-            }
-            self.media(MediaCommand::StopPlay {
-                session,
-                stream: StreamKey {
-                    app_id: member.app_id,
-                    stream_id: stream_id.clone(),
-                },
-            });
+            self.stop_play(session, member.app_id, stream_id);
         }
         let Some(app) = self.apps.get_mut(&member.app_id) else {
             return;
