@@ -32,6 +32,14 @@ for p in "${PKGS[@]}"; do
   fi
 done
 
+# Node.js and npm drive the browser tests. Debian's packages, unless a Node.js (for example
+# from NodeSource, which bundles npm) is installed already: never replace that one.
+if ! command -v npm >/dev/null 2>&1; then
+  for p in nodejs npm; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+fi
+
 if [ "${#missing[@]}" -gt 0 ]; then
   say "installing ${#missing[@]} Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
