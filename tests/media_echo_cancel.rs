@@ -94,14 +94,22 @@ fn the_echo_is_cancelled_and_near_end_speech_passes() {
         off.echo_db, on.echo_db, off.near_db, on.near_db
     );
     // Without the canceller the echo is there, at about its level in the room (-14 dBFS).
-    assert!(off.echo_db > -20.0, "echo without cancelling: {:.1} dB", off.echo_db);
+    assert!(
+        off.echo_db > -20.0,
+        "echo without cancelling: {:.1} dB",
+        off.echo_db
+    );
     assert!(
         off.echo_db - on.echo_db >= 20.0,
         "echo reduced by only {:.1} dB",
         off.echo_db - on.echo_db
     );
     // The near-end tone (-20 dBFS) passes: within 6 dB of the uncancelled run.
-    assert!(off.near_db > -26.0, "near end without cancelling: {:.1} dB", off.near_db);
+    assert!(
+        off.near_db > -26.0,
+        "near end without cancelling: {:.1} dB",
+        off.near_db
+    );
     assert!(
         (off.near_db - on.near_db).abs() <= 6.0,
         "near end {:.1} dB -> {:.1} dB",

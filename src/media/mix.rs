@@ -46,7 +46,11 @@ pub(crate) fn silent_mixer(
     pipeline: &gst::Pipeline,
     prefix: &str,
 ) -> Result<gst::Element, MediaError> {
-    let silence = make("audiotestsrc", &format!("{prefix}silence"), "silence source")?;
+    let silence = make(
+        "audiotestsrc",
+        &format!("{prefix}silence"),
+        "silence source",
+    )?;
     silence.set_property("is-live", true);
     silence.set_property_from_str("wave", "silence");
     silence.set_property("samplesperbuffer", RATE / 100);
@@ -101,9 +105,9 @@ impl MixerInput {
         pipeline
             .add(&src)
             .map_err(|e| MediaError::Init(format!("cannot add mixer input {name}: {e}")))?;
-        let pad = mixer.request_pad_simple("sink_%u").ok_or_else(|| {
-            MediaError::Init(format!("the mixer gave no input pad for {name}"))
-        })?;
+        let pad = mixer
+            .request_pad_simple("sink_%u")
+            .ok_or_else(|| MediaError::Init(format!("the mixer gave no input pad for {name}")))?;
         let linked = src
             .static_pad("src")
             .map(|s| s.link(&pad).is_ok())

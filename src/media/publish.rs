@@ -21,10 +21,10 @@ use tokio::sync::mpsc;
 
 use super::MediaError;
 use super::common::{self, BusWatch, make};
+use super::publish_audio::AudioBranch;
 use super::settings::{
     AudioCapture, EncoderChoice, MIN_BITRATE_KBPS, PublishSettings, VideoSettings, VideoSource,
 };
-use super::publish_audio::AudioBranch;
 use super::stamp::{self, Stamp};
 use crate::devices::{self, EncoderPlan, Listing, VideoPlan};
 

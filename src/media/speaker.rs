@@ -108,7 +108,14 @@ impl Speaker {
         pipeline
             .add_many(chain)
             .map_err(|e| MediaError::Init(format!("cannot add speaker elements: {e}")))?;
-        common::link_all(&[&mixer, &convert, &resample, &caps, &probe, sink.upcast_ref()])?;
+        common::link_all(&[
+            &mixer,
+            &convert,
+            &resample,
+            &caps,
+            &probe,
+            sink.upcast_ref(),
+        ])?;
 
         let slot: OutputSlot = Arc::new(Mutex::new(None));
         let mixed = Arc::new(Mutex::new(Mixed::default()));
@@ -147,7 +154,9 @@ impl Speaker {
         let bus = BusWatch::start(&pipeline)?;
         if let Err(e) = common::change_state(&pipeline, gst::State::Playing) {
             let _ = pipeline.set_state(gst::State::Null);
-            return Err(bus.wait_error(std::time::Duration::from_secs(1)).unwrap_or(e));
+            return Err(bus
+                .wait_error(std::time::Duration::from_secs(1))
+                .unwrap_or(e));
         }
         let (output_label, output_status, output_loop) = match output {
             AudioPlayback::None => ("none".to_string(), None, None),
@@ -161,12 +170,8 @@ impl Speaker {
                 let status = Arc::new(DeviceStatus::default());
                 let target = other.clone();
                 let opener = Box::new(move || open_output(&target, &slot));
-                let lp = DeviceLoop::spawn(
-                    format!("speaker {label}"),
-                    None,
-                    opener,
-                    status.clone(),
-                )?;
+                let lp =
+                    DeviceLoop::spawn(format!("speaker {label}"), None, opener, status.clone())?;
                 (label, Some(status), Some(lp))
             }
         };
