@@ -1,7 +1,8 @@
 //! Hot-plug without hardware. The microphone: a feed that is unplugged while publishing (its
 //! capture fails as a removed USB card's does) turns the published audio into silence, and when
 //! it is plugged back the publisher resumes it by itself, in the same process and stream. The
-//! speaker: an ALSA output that is not there leaves the mix running on its fallback.
+//! speaker: an output that vanishes (an `AudioTap`) leaves the mix running and comes back by
+//! itself; an ALSA output that is not there leaves the mix running on its fallback.
 
 mod common;
 
@@ -13,7 +14,8 @@ use common::audio::{self, CHUNK, RATE, Sine};
 use common::media::HANG_GUARD;
 use roomcam::media::tone::level_db;
 use roomcam::media::{
-    AudioCapture, AudioFeed, AudioPlayback, AudioSettings, EncodedFrame, PublishPipeline, Speaker,
+    AudioCapture, AudioFeed, AudioPlayback, AudioSettings, AudioTap, EncodedFrame, PublishPipeline,
+    Speaker,
 };
 use tokio::sync::mpsc::Receiver;
 
@@ -134,4 +136,59 @@ fn a_missing_speaker_leaves_the_mix_running() {
     let hz = s.tone_hz.expect("the tone is in the mix");
     assert!((hz - 700.0).abs() < 14.0, "{hz}");
     assert!(speaker.error().is_none(), "{:?}", speaker.error());
+}
+
+/// A speaker output that vanishes while playing (an `AudioTap`: the speaker's output pipeline
+/// fails as a removed USB speaker's does) and comes back: the mix goes on meanwhile, and the
+/// output resumes by itself, playing the tone again.
+#[test]
+fn an_unplugged_speaker_comes_back_by_itself() {
+    roomcam::media::init().expect("gstreamer");
+    let tap = AudioTap::new();
+    let speaker = Speaker::start_with_tap(&tap).expect("starts");
+    let input = speaker.add_input().expect("input");
+    let mut tone = Sine::new(700.0, 0.3);
+    let mut play = |ms: u64| {
+        audio::paced(Duration::from_millis(ms), |_| {
+            input.push_pcm(&audio::to_bytes(&audio::to_s16(&tone.next_chunk(CHUNK))));
+        })
+    };
+    let heard = |tap: &AudioTap| level_db(&tap.recent_samples(), RATE, 700.0);
+    play(1500);
+    assert!(speaker.stats().on_device, "{:?}", speaker.stats());
+    assert!(heard(&tap) > -20.0, "{}", heard(&tap));
+
+    tap.unplug();
+    let start = Instant::now();
+    while speaker.stats().on_device {
+        assert!(start.elapsed() < HANG_GUARD, "{:?}", speaker.stats());
+        play(50);
+    }
+    let mixed = speaker.stats().buffers;
+    let played = tap.buffers();
+    play(1500);
+    // Away: the mix goes on, nothing reaches the tap.
+    assert!(
+        speaker.stats().buffers > mixed + 100,
+        "{:?}",
+        speaker.stats()
+    );
+    assert_eq!(tap.buffers(), played);
+    assert!(!speaker.stats().on_device);
+
+    tap.plug();
+    let start = Instant::now();
+    while !speaker.stats().on_device {
+        assert!(start.elapsed() < HANG_GUARD, "{:?}", speaker.stats());
+        play(50);
+    }
+    eprintln!(
+        "speaker reopened {:?} after plugging back in",
+        start.elapsed()
+    );
+    play(1000);
+    assert!(tap.buffers() > played + 50, "{}", tap.buffers());
+    assert!(heard(&tap) > -20.0, "{}", heard(&tap));
+    let s = speaker.stats();
+    assert_eq!((s.output_opened, s.output_lost), (2, 1), "{s:?}");
 }

@@ -15,6 +15,7 @@
 //! | `mix` | a live `audiomixer` fed with silence, appsrc inputs added and removed at runtime | GStreamer |
 //! | `publish_audio` | the publisher's audio branch: mic or tone, `webrtcdsp`, Opus | GStreamer |
 //! | `mic` | microphone capture in its own pipeline (hot-plug), [`AudioFeed`] | GStreamer |
+//! | `tap` | [`AudioTap`]: a speaker output a program reads and can unplug (tests) | GStreamer |
 //! | `reopen` | the thread that reopens a vanished audio device every second | GStreamer |
 //!
 //! Threads: GStreamer's streaming threads run the appsink callbacks, which never block (a full
@@ -36,6 +37,7 @@ pub mod settings;
 mod speaker;
 pub mod stamp;
 pub mod stats;
+mod tap;
 pub mod tone;
 
 pub use common::init;
@@ -50,6 +52,7 @@ pub use settings::{
     PublishSettings, VideoSettings, VideoSource,
 };
 pub use speaker::{Speaker, SpeakerInput, SpeakerStats};
+pub use tap::AudioTap;
 
 #[cfg(test)]
 mod tests {

@@ -33,6 +33,7 @@ use super::common::{self, BusWatch, make};
 use super::mix::{self, MixerInput};
 use super::reopen::{DeviceLoop, DeviceStatus};
 use super::settings::AudioPlayback;
+use super::tap::AudioTap;
 use super::tone;
 
 /// Mixed audio kept for [`Speaker::recent_samples`] (0.5 s).
@@ -87,6 +88,18 @@ impl Speaker {
     /// Builds and starts the mix; the output device opens in the background (a missing device is
     /// not an error: the speaker runs without it and keeps trying).
     pub fn start(output: &AudioPlayback) -> Result<Self, MediaError> {
+        match output {
+            AudioPlayback::None => Self::start_on(Output::None),
+            other => Self::start_on(Output::Device(other.clone())),
+        }
+    }
+
+    /// The same with its output going to `tap` (a speaker without hardware, for tests).
+    pub fn start_with_tap(tap: &AudioTap) -> Result<Self, MediaError> {
+        Self::start_on(Output::Tap(tap.clone()))
+    }
+
+    fn start_on(output: Output) -> Result<Self, MediaError> {
         common::init()?;
         let n = NEXT_PROBE.fetch_add(1, Ordering::Relaxed);
         let probe_name = format!("roomcam-echo-probe-{}-{n}", std::process::id());
@@ -159,17 +172,19 @@ impl Speaker {
                 .unwrap_or(e));
         }
         let (output_label, output_status, output_loop) = match output {
-            AudioPlayback::None => ("none".to_string(), None, None),
+            Output::None | Output::Device(AudioPlayback::None) => ("none".to_string(), None, None),
             other => {
-                let label = match other {
-                    AudioPlayback::Alsa(pcm) => pcm.clone(),
+                let label = match &other {
+                    Output::Device(AudioPlayback::Alsa(pcm)) => pcm.clone(),
+                    Output::Tap(_) => "tap".to_string(),
                     _ => "default sink".to_string(),
                 };
                 // Fail now, not in the loop, when the element itself is missing.
-                output_sink(other)?;
+                if let Output::Device(d) = &other {
+                    output_sink(d)?;
+                }
                 let status = Arc::new(DeviceStatus::default());
-                let target = other.clone();
-                let opener = Box::new(move || open_output(&target, &slot));
+                let opener = Box::new(move || open_output(&other, &slot));
                 let lp =
                     DeviceLoop::spawn(format!("speaker {label}"), None, opener, status.clone())?;
                 (label, Some(status), Some(lp))
@@ -311,9 +326,16 @@ fn output_sink(output: &AudioPlayback) -> Result<gst::Element, MediaError> {
     }
 }
 
+/// Where the mix goes.
+enum Output {
+    None,
+    Device(AudioPlayback),
+    Tap(AudioTap),
+}
+
 /// The output pipeline: appsrc -> audioconvert -> audioresample -> the device, on the system
 /// clock (the mix's clock) so the sink follows the mix's pace instead of drifting against it.
-fn open_output(output: &AudioPlayback, slot: &OutputSlot) -> Result<gst::Pipeline, MediaError> {
+fn open_output(output: &Output, slot: &OutputSlot) -> Result<gst::Pipeline, MediaError> {
     let pipeline = gst::Pipeline::with_name("speaker-out");
     pipeline.use_clock(Some(&gst::SystemClock::obtain()));
     let src = gst_app::AppSrc::builder()
@@ -328,7 +350,11 @@ fn open_output(output: &AudioPlayback, slot: &OutputSlot) -> Result<gst::Pipelin
         .build();
     let convert = make("audioconvert", "spkoutconvert", "audio format conversion")?;
     let resample = make("audioresample", "spkoutresample", "audio resampling")?;
-    let sink = output_sink(output)?;
+    let sink = match output {
+        Output::Tap(tap) => tap.open()?,
+        Output::Device(d) => output_sink(d)?,
+        Output::None => return Err(MediaError::NotRunning("speaker output none".into())),
+    };
     pipeline
         .add_many([src.upcast_ref(), &convert, &resample, &sink])
         .map_err(|e| MediaError::Init(format!("cannot add speaker output elements: {e}")))?;
