@@ -19,7 +19,7 @@ use crate::engine::{
 };
 use crate::media::{
     AudioPlayback, DisplaySink, FrameKind, MediaError, PlayPipeline, PlaySettings, PublishPipeline,
-    PublishSettings,
+    PublishSettings, Speaker,
 };
 
 /// Builds the media settings from the device config.
@@ -36,6 +36,9 @@ pub fn settings_from(cfg: &DeviceConfig) -> Result<(PublishSettings, PlaySetting
     };
     publish.video.max_bitrate_kbps = cfg.video.max_bitrate_kbps;
     publish.audio.capture = cfg.audio.capture.parse()?;
+    publish.audio.echo_cancel = cfg.audio.echo_cancel;
+    publish.audio.noise_suppression = cfg.audio.noise_suppression;
+    publish.audio.gain_control = cfg.audio.gain_control;
     publish.video.validate()?;
     let play = PlaySettings {
         display: match cfg.display.sink {
@@ -50,8 +53,8 @@ pub fn settings_from(cfg: &DeviceConfig) -> Result<(PublishSettings, PlaySetting
     Ok((publish, play))
 }
 
-/// `playback = "auto"`: the speaker the device chooser picks (a USB speakerphone, a HAT, the
-/// connected screen's HDMI audio, the headphone jack), else GStreamer's default sink.
+/// `playback = "auto"`: the speaker the device chooser picks (a USB speakerphone, the HDMI
+/// screen's audio, other USB, a HAT, the headphone jack), else ALSA's `default` PCM.
 fn resolve_playback(playback: AudioPlayback) -> AudioPlayback {
     if playback != AudioPlayback::Auto {
         return playback;
@@ -62,7 +65,10 @@ fn resolve_playback(playback: AudioPlayback) -> AudioPlayback {
             tracing::info!(%pcm, "audio playback auto");
             AudioPlayback::Alsa(pcm)
         }
-        None => AudioPlayback::Auto,
+        None => {
+            tracing::info!("audio playback auto: no speaker found, using ALSA's default PCM");
+            AudioPlayback::Alsa("default".into())
+        }
     }
 }
 
@@ -71,6 +77,7 @@ struct Registry {
     publishers: HashMap<String, Arc<PublishPipeline>>,
     players: HashMap<String, Arc<PlayPipeline>>,
     preview: Option<std::sync::Weak<crate::media::PreviewPipeline>>,
+    speaker: Option<Arc<Speaker>>,
 }
 
 /// The backend. Clone the [`GstBackend::stats_reader`] before handing the backend to the engine.
@@ -78,15 +85,29 @@ pub struct GstBackend {
     publish: PublishSettings,
     play: PlaySettings,
     registry: Arc<Mutex<Registry>>,
+    /// All played streams' audio mixes here; its echo probe is what the microphone's echo
+    /// canceller reads, so it starts with the backend, before any publish, and lives as long.
+    speaker: Arc<Speaker>,
 }
 
 impl GstBackend {
-    pub fn new(publish: PublishSettings, play: PlaySettings) -> Result<Self, MediaError> {
+    /// Starts the session's speaker (its output device may be missing: it is retried) and keeps
+    /// the settings for the pipelines to come.
+    pub fn new(mut publish: PublishSettings, play: PlaySettings) -> Result<Self, MediaError> {
         crate::media::init()?;
+        let speaker = Arc::new(Speaker::start(&play.playback)?);
+        if publish.audio.echo_cancel {
+            publish.audio.echo_probe = Some(speaker.probe_name().to_string());
+        }
+        let registry = Arc::new(Mutex::new(Registry {
+            speaker: Some(speaker.clone()),
+            ..Registry::default()
+        }));
         Ok(GstBackend {
             publish,
             play,
-            registry: Arc::new(Mutex::new(Registry::default())),
+            registry,
+            speaker,
         })
     }
 
@@ -104,6 +125,13 @@ impl GstBackend {
                 m.bitrate_kbps = s.bitrate_kbps;
                 m.encode_time_us_mean = s.encode_time_us_mean;
                 m.video_source = s.video_source;
+                m.audio_capture = s.audio_source;
+                m.audio_capture_on_device = s.mic_on_device;
+            }
+            if let Some(sp) = &r.speaker {
+                let s = sp.stats();
+                m.audio_playback = s.output;
+                m.audio_playback_on_device = s.on_device;
             }
             for (id, p) in &r.players {
                 let s = p.stats();
@@ -141,6 +169,11 @@ impl GstHandle {
     /// The play pipeline of a stream, while it plays.
     pub fn player(&self, stream_id: &str) -> Option<Arc<PlayPipeline>> {
         self.registry.lock().ok()?.players.get(stream_id).cloned()
+    }
+
+    /// The session's speaker (the mix of all played streams).
+    pub fn speaker(&self) -> Option<Arc<Speaker>> {
+        self.registry.lock().ok()?.speaker.clone()
     }
 
     /// Pictures the local preview has shown, while it runs.
@@ -359,7 +392,8 @@ impl MediaBackend for GstBackend {
     }
 
     fn start_playback(&mut self, stream_id: &str) -> Result<Box<dyn PlaybackSink>, String> {
-        let pipeline = PlayPipeline::new(&self.play).map_err(|e| e.to_string())?;
+        let pipeline =
+            PlayPipeline::with_speaker(&self.play, &self.speaker).map_err(|e| e.to_string())?;
         pipeline.start().map_err(|e| e.to_string())?;
         let pipeline = Arc::new(pipeline);
         if let Ok(mut r) = self.registry.lock() {

@@ -5,6 +5,7 @@
 //! ```text
 //! video: appsrc -> h264parse -> decoder -> videoconvert -> display sink (none: I420 appsink)
 //! audio: appsrc -> opusdec -> audioconvert -> audioresample -> audio sink (none: S16 appsink)
+//!        with a speaker: S16 appsink (synced) -> the session's [`Speaker`] mix
 //! ```
 //!
 //! Both appsrcs live in one pipeline, so they share its clock and base time; both streams are
@@ -27,6 +28,7 @@ use super::common::{self, BusWatch, make, set_if_present};
 use super::h264;
 use super::playout::Playout;
 use super::settings::{AudioPlayback, DisplaySink, PlaySettings};
+use super::speaker::{Speaker, SpeakerInput};
 use super::stamp;
 use super::stats::{self, FrameOrder, LatencyWindow};
 use super::tone;
@@ -126,11 +128,26 @@ pub struct PlayPipeline {
     state: Shared,
     decoder: String,
     bus: BusWatch,
+    speaker_input: Option<Arc<SpeakerInput>>,
 }
 
 impl PlayPipeline {
-    /// Builds the pipeline (not started).
+    /// Builds the pipeline (not started), with its own audio output (`settings.playback`).
     pub fn new(settings: &PlaySettings) -> Result<Self, MediaError> {
+        Self::build(settings, None)
+    }
+
+    /// Builds the pipeline (not started) with its decoded audio going into `speaker`'s mix
+    /// (`settings.playback` is then the speaker's business, not this stream's). The audio
+    /// stats (`audio_frames_decoded`, `audio_tone_hz`, render lag) are kept as with `none`.
+    pub fn with_speaker(settings: &PlaySettings, speaker: &Speaker) -> Result<Self, MediaError> {
+        Self::build(settings, Some(Arc::new(speaker.add_input()?)))
+    }
+
+    fn build(
+        settings: &PlaySettings,
+        speaker_input: Option<Arc<SpeakerInput>>,
+    ) -> Result<Self, MediaError> {
         common::init()?;
         let pipeline = gst::Pipeline::with_name("play");
         let state: Shared = Arc::new(Mutex::new(State {
@@ -141,7 +158,13 @@ impl PlayPipeline {
         }));
         let latency_ns = settings.playout_delay.as_nanos() as i64;
         let (video_src, decoder) = build_video(&pipeline, settings.display, latency_ns, &state)?;
-        let audio_src = build_audio(&pipeline, &settings.playback, latency_ns, &state)?;
+        let audio_src = build_audio(
+            &pipeline,
+            &settings.playback,
+            speaker_input.clone(),
+            latency_ns,
+            &state,
+        )?;
         let bus = BusWatch::start(&pipeline)?;
         Ok(Self {
             pipeline,
@@ -150,6 +173,7 @@ impl PlayPipeline {
             state,
             decoder,
             bus,
+            speaker_input,
         })
     }
 
@@ -169,9 +193,12 @@ impl PlayPipeline {
         Ok(())
     }
 
-    /// Stops decoding and releases the display and the speaker.
+    /// Stops decoding and releases the display and the speaker (or leaves the speaker's mix).
     pub fn stop(&self) {
         let _ = self.pipeline.set_state(gst::State::Null);
+        if let Some(i) = &self.speaker_input {
+            i.remove();
+        }
     }
 
     /// The decoder element in use (`avdec_h264`, `v4l2h264dec`).
@@ -320,6 +347,9 @@ impl PlayPipeline {
 impl Drop for PlayPipeline {
     fn drop(&mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);
+        if let Some(i) = &self.speaker_input {
+            i.remove();
+        }
     }
 }
 
@@ -526,6 +556,7 @@ fn build_video(
 fn build_audio(
     pipeline: &gst::Pipeline,
     playback: &AudioPlayback,
+    speaker: Option<Arc<SpeakerInput>>,
     latency_ns: i64,
     state: &Shared,
 ) -> Result<gst_app::AppSrc, MediaError> {
@@ -541,7 +572,13 @@ fn build_audio(
     let resample = make("audioresample", "aresample", "audio resampling")?;
     let mut tail: Vec<gst::Element> = Vec::new();
     let mut appsink = None;
-    match playback {
+    // With a speaker the decoded audio leaves through the `none` appsink, at its due time.
+    let own_output = if speaker.is_some() {
+        &AudioPlayback::None
+    } else {
+        playback
+    };
+    match own_output {
         AudioPlayback::None => {
             let filter = make("capsfilter", "arawcaps", "caps filter")?;
             filter.set_property(
@@ -603,6 +640,11 @@ fn build_audio(
                     }
                     for s in tone::first_channel_s16(map.as_slice(), 1) {
                         push_bounded(&mut st.tone, s, TONE_SAMPLES);
+                    }
+                    drop(st);
+                    drop(map);
+                    if let Some(input) = &speaker {
+                        input.push_buffer(buffer.to_owned());
                     }
                     Ok(gst::FlowSuccess::Ok)
                 })
