@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::hub::HubEvent;
 use crate::ice_tcp::Decoder;
@@ -67,10 +67,7 @@ pub async fn accept_loop(listener: TcpListener, hub: mpsc::Sender<HubEvent>, max
             continue;
         };
         let hub = hub.clone();
-        tokio::spawn(async move {
-            connection(stream, remote, hub).await;
-            drop(permit);
-        });
+        tokio::spawn(connection(stream, remote, hub, permit));
     }
 }
 
@@ -83,7 +80,12 @@ enum End {
 }
 
 /// One connection: registers with the hub, then moves frames both ways until either side ends.
-async fn connection(stream: TcpStream, remote: SocketAddr, hub: mpsc::Sender<HubEvent>) {
+async fn connection(
+    stream: TcpStream,
+    remote: SocketAddr,
+    hub: mpsc::Sender<HubEvent>,
+    slot: OwnedSemaphorePermit,
+) {
     let Ok(local) = stream.local_addr() else {
         return;
     };
@@ -133,11 +135,13 @@ async fn connection(stream: TcpStream, remote: SocketAddr, hub: mpsc::Sender<Hub
         End::Io(e) => tracing::debug!(%remote, error = %e, "ICE-TCP connection failed"),
         End::BadFrame(e) => tracing::info!(%remote, error = %e, "closing an ICE-TCP connection"),
     }
+    writer.abort();
+    // The slot is free before the hub hears of it, so a count seen in metrics is never short.
+    drop(slot);
     let _ = hub
         .send(HubEvent::TcpClosed {
             remote,
             bad_frame: matches!(end, End::BadFrame(_)),
         })
         .await;
-    writer.abort();
 }

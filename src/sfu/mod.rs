@@ -581,6 +581,65 @@ mod tests {
     }
 
     #[test]
+    fn tcp_candidates_are_advertised_passive_in_the_answer_and_trickled() {
+        let now = Instant::now();
+        let mut sfu = Sfu::new(SfuConfig {
+            candidates: vec![([10, 0, 0, 1], 5000).into()],
+            tcp_candidates: vec![([10, 0, 0, 1], 5001).into()],
+            ..SfuConfig::default()
+        });
+        let (_, sdp) = client_offer(now, 40_000);
+        let session = SessionId(1);
+        sfu.handle_command(now, MediaCommand::Offer { session, sdp });
+        let mut answer = None;
+        let mut trickled = Vec::new();
+        for o in drain(&mut sfu) {
+            match o {
+                SfuOutput::Signal {
+                    message: ServerMessage::Answer { sdp },
+                    ..
+                } => answer = Some(sdp),
+                SfuOutput::Signal {
+                    message: ServerMessage::Candidate { candidate, .. },
+                    ..
+                } => trickled.push(candidate),
+                _ => {}
+            }
+        }
+        let answer = answer.expect("an answer");
+        let tcp_line = answer
+            .lines()
+            .find(|l| l.contains(" tcp "))
+            .unwrap_or_else(|| panic!("no TCP candidate in\n{answer}"));
+        assert!(
+            tcp_line.contains("10.0.0.1 5001 typ host tcptype passive"),
+            "{tcp_line}"
+        );
+        let udp_line = answer
+            .lines()
+            .find(|l| l.contains("10.0.0.1 5000 typ host"))
+            .unwrap_or_else(|| panic!("no UDP candidate in\n{answer}"));
+        // A client with working UDP prefers it (the priority is the 4th field).
+        let prio = |l: &str| -> u64 { l.split_whitespace().nth(3).unwrap().parse().unwrap() };
+        assert!(prio(udp_line) > prio(tcp_line), "{udp_line} / {tcp_line}");
+        assert_eq!(trickled.len(), 2, "{trickled:?}");
+        assert!(trickled[1].contains("tcptype passive"), "{trickled:?}");
+        // Without TCP candidates nothing TCP is said.
+        let mut sfu = Sfu::new(SfuConfig {
+            candidates: vec![([10, 0, 0, 1], 5000).into()],
+            ..SfuConfig::default()
+        });
+        let (_, sdp) = client_offer(now, 40_001);
+        sfu.handle_command(now, MediaCommand::Offer { session, sdp });
+        for o in drain(&mut sfu) {
+            if let SfuOutput::Signal { message, .. } = o {
+                let text = format!("{message:?}");
+                assert!(!text.contains("tcptype"), "{text}");
+            }
+        }
+    }
+
+    #[test]
     fn a_str0m_panic_ends_only_that_session() {
         let now = Instant::now();
         let mut sfu = Sfu::new(SfuConfig {
