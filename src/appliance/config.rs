@@ -57,7 +57,8 @@ pub struct DeviceConfig {
 pub struct ServerSection {
     /// `ws://host:port/ws` or `wss://…`.
     pub url: String,
-    /// Trust this CA for the server certificate (else the system roots).
+    /// For `wss://`: trust only the CA certificate(s) in this PEM file instead of the system's
+    /// roots (a self-signed server certificate can be its own CA).
     pub ca_file: Option<PathBuf>,
     /// Send credentials over plain `ws://` to a non-loopback host.
     #[serde(default)]
@@ -332,6 +333,13 @@ impl DeviceConfig {
                 "server",
                 "url",
                 format!("{url:?} must start with ws:// or wss://"),
+            ));
+        }
+        if self.server.ca_file.is_some() && !url.starts_with("wss://") {
+            return Err((
+                "server",
+                "ca_file",
+                format!("a CA file only applies to wss:// URLs, and url is {url:?}"),
             ));
         }
         crate::protocol::ids::validate_user_id(&self.identity.user_id)

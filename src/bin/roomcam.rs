@@ -204,6 +204,11 @@ fn check(path: Option<&Path>) -> Result<()> {
         },
         Auth::AppSign(_) => {}
     }
+    if cfg.server.url.starts_with("wss://")
+        && let Err(e) = roomcam::engine::wss::Trust::new(cfg.server.ca_file.as_deref())
+    {
+        problems.push(e.to_string());
+    }
     // Explicit cameras are checked against the machine the way the publisher will use them.
     if let Ok(source @ (VideoSource::V4l2(_) | VideoSource::Libcamera)) = cfg.video.source() {
         let listing = roomcam::devices::discover();

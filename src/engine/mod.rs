@@ -9,6 +9,7 @@ mod core;
 mod events;
 mod media_session;
 mod runtime;
+pub mod wss;
 
 pub use self::core::{Command, CoreOutput, Credential, EngineConfig, EngineCore, EngineProfile};
 pub use events::{Event, PlayerState, PublisherState, RoomState, RoomStateReason};
