@@ -141,7 +141,12 @@ pub fn describe_connect_error(
             "not valid yet (is this device's clock right?)".to_string()
         }
         CertificateError::Revoked => "revoked".to_string(),
-        CertificateError::BadSignature => "bad signature".to_string(),
+        // An issuer of the trusted name but another key: a regenerated self-signed
+        // certificate, or another CA that took the same name.
+        CertificateError::BadSignature => format!(
+            "unknown issuer: it is not signed by {trusted} (the issuer has the same name but \
+             another key)"
+        ),
         other => format!("{other:?}"),
     };
     (
