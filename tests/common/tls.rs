@@ -114,18 +114,7 @@ async fn https_get_pinned(
     fingerprint: &str,
     seen: Arc<Mutex<Option<String>>>,
 ) -> std::io::Result<(u16, String)> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Pinned {
-            fingerprint: fingerprint.to_string(),
-            seen,
-            provider,
-        }))
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let connector = pinned_connector(fingerprint, seen);
     let fut = async {
         let tcp = TcpStream::connect(addr).await?;
         let name = ServerName::IpAddress(addr.ip().into());
@@ -153,6 +142,40 @@ async fn https_get_pinned(
     tokio::time::timeout(HANG_GUARD, fut)
         .await
         .expect("https get hang")
+}
+
+fn pinned_connector(
+    fingerprint: &str,
+    seen: Arc<Mutex<Option<String>>>,
+) -> tokio_rustls::TlsConnector {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Pinned {
+            fingerprint: fingerprint.to_string(),
+            seen,
+            provider,
+        }))
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+}
+
+/// A TLS client connection accepting only the certificate with `fingerprint`.
+pub async fn tls_connect(
+    tcp: TcpStream,
+    addr: SocketAddr,
+    fingerprint: &str,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let connector = pinned_connector(fingerprint, Arc::new(Mutex::new(None)));
+    tokio::time::timeout(
+        HANG_GUARD,
+        connector.connect(ServerName::IpAddress(addr.ip().into()), tcp),
+    )
+    .await
+    .expect("TLS handshake hang")
+    .expect("TLS handshake")
 }
 
 /// What a recording server saw.
