@@ -247,8 +247,8 @@ pub const VETH_B: &str = "10.77.0.2";
 
 const IN_NETNS: &str = "ROOMCAM_TEST_IN_NETNS";
 
-/// Runs the calling test inside a fresh network namespace (`unshare -n`, needs root, as the
-/// CI machine runs tests) with loopback up and a veth pair `VETH_A` <-> `VETH_B`: real
+/// Runs the calling test inside a fresh network namespace (`unshare -n`, or `unshare -r -n`
+/// when not root) with loopback up and a veth pair `VETH_A` <-> `VETH_B`: real
 /// non-loopback addresses that reach nothing outside. Returns true when the caller is already
 /// inside and should do its work; false in the parent, after the child passed.
 pub fn in_private_netns(test_name: &str) -> bool {
@@ -266,13 +266,21 @@ pub fn in_private_netns(test_name: &str) -> bool {
         return true;
     }
     let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new("unshare")
-        .arg("-n")
-        .arg(exe)
-        .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
-        .env(IN_NETNS, "1")
-        .output()
-        .expect("cannot run unshare (util-linux)");
+    let run = |flags: &[&str]| {
+        std::process::Command::new("unshare")
+            .args(flags)
+            .arg(&exe)
+            .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
+            .env(IN_NETNS, "1")
+            .output()
+            .expect("cannot run unshare (util-linux)")
+    };
+    // As root a network namespace is enough; otherwise a user namespace maps us to root in it
+    // (Debian allows unprivileged user namespaces).
+    let mut out = run(&["-n"]);
+    if !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("unshare failed") {
+        out = run(&["-r", "-n"]);
+    }
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
