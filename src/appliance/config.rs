@@ -535,6 +535,13 @@ id = "room1"
         for (change, needle) in [
             (("ws://127.0.0.1:8080/ws", "http://x"), "[server] url"),
             (
+                (
+                    "url = \"ws://127.0.0.1:8080/ws\"",
+                    "url = \"ws://127.0.0.1:8080/ws\"\nca_file = \"/etc/roomcam/ca.pem\"",
+                ),
+                "[server] ca_file",
+            ),
+            (
                 ("token = \"04abc\"", "token = \"04abc\"\napp_sign = \"00\""),
                 "exactly one",
             ),
