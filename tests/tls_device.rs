@@ -141,6 +141,15 @@ async fn refused(trusted: &Path, served: (&Path, &Path)) -> (u32, String, Seen) 
         other => panic!("{other:?}"),
     };
     e.destroy().await;
+    // The server side records the failed handshake on its own task: wait for it. Application
+    // bytes can only follow a completed handshake, so once it has failed none can come.
+    tokio::time::timeout(HANG_GUARD, async {
+        while seen.lock().unwrap().handshake_errors.is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the server never saw the handshake fail");
     let seen = std::mem::take(&mut *seen.lock().unwrap());
     assert!(
         !String::from_utf8_lossy(&seen.bytes).contains(&secret_token),
