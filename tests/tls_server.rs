@@ -113,11 +113,8 @@ async fn reload_serves_the_new_certificate_to_new_connections_only() {
     ))
     .await
     .unwrap();
-    let ack = next_text(&mut old).await;
-    assert!(
-        ack.contains("heartbeatAck") || ack.contains("userUpdate"),
-        "{ack}"
-    );
+    // (Anything else the room sends first is skipped; a closed connection fails the test.)
+    while !next_text(&mut old).await.contains("\"heartbeatAck\"") {}
 
     // A broken renewal (half-written key) is refused with the reason; the server keeps
     // serving the certificate it had.
