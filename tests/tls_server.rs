@@ -327,3 +327,71 @@ fn demo_beyond_loopback_serves_https_and_mints_for_loopback_only() {
             .block_on(demo_https());
     }
 }
+
+#[tokio::test]
+async fn sighup_to_roomcam_server_swaps_the_certificate_without_a_restart() {
+    let dir = tmpdir("tls-sighup");
+    let (a, cert, key) = cert_pair(&dir, "server", &["127.0.0.1"]);
+    // A free port (bound and released: the server binds it next).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = dir.join("server.toml");
+    std::fs::write(
+        &cfg,
+        config_text(&format!("127.0.0.1:{port}"), "", &cert, &key),
+    )
+    .unwrap();
+    let log = dir.join("server.log");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomcam-server"))
+        .arg("--config")
+        .arg(&cfg)
+        .env("NO_COLOR", "1")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap().to_string();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let up = tokio::time::timeout(HANG_GUARD, async {
+        loop {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(
+        up.is_ok(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert_eq!(presented_fingerprint(addr).await, a.fingerprint);
+
+    let (b, _, _) = cert_pair(&dir, "renewed", &["127.0.0.1"]);
+    b.write(&cert, &key).unwrap();
+    let st = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // The signal is handled asynchronously: wait until new handshakes show the new certificate.
+    let swapped = tokio::time::timeout(HANG_GUARD, async {
+        while presented_fingerprint(addr).await != b.fingerprint {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(swapped.is_ok(), "{text}");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the server exited: {text}"
+    );
+    let (status, _) = https_get(addr, "/healthz", &b.fingerprint).await;
+    assert_eq!(status, 200);
+    child.kill().await.unwrap();
+}
