@@ -59,7 +59,8 @@ pub struct DeviceConfig {
 pub struct ServerSection {
     /// `ws://host:port/ws` or `wss://…`.
     pub url: String,
-    /// Trust this CA for the server certificate (else the system roots).
+    /// For `wss://`: trust only the CA certificate(s) in this PEM file instead of the system's
+    /// roots (a self-signed server certificate can be its own CA).
     pub ca_file: Option<PathBuf>,
     /// Send credentials over plain `ws://` to a non-loopback host.
     #[serde(default)]
@@ -369,6 +370,13 @@ impl DeviceConfig {
                 format!("{url:?} must start with ws:// or wss://"),
             ));
         }
+        if self.server.ca_file.is_some() && !url.starts_with("wss://") {
+            return Err((
+                "server",
+                "ca_file",
+                format!("a CA file only applies to wss:// URLs, and url is {url:?}"),
+            ));
+        }
         crate::protocol::ids::validate_user_id(&self.identity.user_id)
             .map_err(|c| ("identity", "user_id", c.description().to_string()))?;
         if let Some(n) = &self.identity.user_name {
@@ -600,6 +608,13 @@ id = "room1"
     fn each_kind_of_mistake_is_named() {
         for (change, needle) in [
             (("ws://127.0.0.1:8080/ws", "http://x"), "[server] url"),
+            (
+                (
+                    "url = \"ws://127.0.0.1:8080/ws\"",
+                    "url = \"ws://127.0.0.1:8080/ws\"\nca_file = \"/etc/roomcam/ca.pem\"",
+                ),
+                "[server] ca_file",
+            ),
             (
                 ("token = \"04abc\"", "token = \"04abc\"\napp_sign = \"00\""),
                 "exactly one",

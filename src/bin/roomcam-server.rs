@@ -46,10 +46,26 @@ enum Command {
         #[arg(long = "stream-id")]
         stream_id: Vec<String>,
     },
-    /// Check a config file and exit.
+    /// Check a config file (and the [tls] certificate and key it names) and exit.
     Check {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+    },
+    /// Generate a self-signed certificate and key for a test setup; prints the SHA-256
+    /// fingerprint. Give devices the certificate as `[server] ca_file`.
+    Selfsign {
+        /// Host name or IP address the certificate is for (repeat for more).
+        #[arg(long = "host", required = true)]
+        host: Vec<String>,
+        /// Where to write the certificate (PEM).
+        #[arg(long, value_name = "FILE", default_value = "server.crt")]
+        cert: PathBuf,
+        /// Where to write the private key (PEM, mode 0600).
+        #[arg(long, value_name = "FILE", default_value = "server.key")]
+        key: PathBuf,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -107,8 +123,38 @@ fn run() -> Result<()> {
             Ok(())
         }
         Some(Command::Check { config }) => {
-            ServerConfig::load(&config)?;
+            let c = ServerConfig::load(&config)?;
+            if let Some(t) = &c.tls {
+                let store = server::tls::CertStore::load(&t.cert, &t.key)
+                    .with_context(|| format!("{}: [tls]", config.display()))?;
+                println!(
+                    "{}: certificate SHA-256 fingerprint {}",
+                    t.cert.display(),
+                    store.fingerprint()
+                );
+            }
             println!("{}: ok", config.display());
+            Ok(())
+        }
+        Some(Command::Selfsign {
+            host,
+            cert,
+            key,
+            force,
+        }) => {
+            for p in [&cert, &key] {
+                if p.exists() && !force {
+                    bail!(
+                        "{} exists: not replacing it (give --force to replace)",
+                        p.display()
+                    );
+                }
+            }
+            let s = server::tls::self_signed(&host)?;
+            s.write(&cert, &key)?;
+            println!("certificate: {}", cert.display());
+            println!("key: {}", key.display());
+            println!("SHA-256 fingerprint: {}", s.fingerprint);
             Ok(())
         }
         None => {
@@ -163,7 +209,11 @@ async fn serve(path: PathBuf, config: ServerConfig) -> Result<()> {
                 match ServerConfig::load(&path) {
                     Ok(c) => {
                         tracing::info!(path = %path.display(), "config reloaded");
-                        if let Some(ctl) = &control { ctl.reload(&c).await; }
+                        if let Some(ctl) = &control
+                            && let Err(e) = ctl.reload(&c).await
+                        {
+                            tracing::error!(error = %e, "TLS reload failed; keeping the old certificate");
+                        }
                     }
                     Err(e) => tracing::error!(error = %e, "config reload failed; keeping the old config"),
                 }

@@ -34,6 +34,10 @@ enum Command {
         /// Run the room service alone, without this device.
         #[arg(long)]
         no_device: bool,
+        /// Beyond loopback the demo serves HTTPS with a self-signed certificate kept here
+        /// (default: $XDG_STATE_HOME/roomcam/demo-tls, else ~/.local/state/roomcam/demo-tls).
+        #[arg(long, value_name = "DIR")]
+        tls_dir: Option<PathBuf>,
     },
     /// Validate the config and what it points to; exit non-zero with the reasons.
     Check {
@@ -81,9 +85,10 @@ fn run() -> Result<()> {
             listen,
             status,
             no_device,
+            tls_dir,
         }) => {
             init_tracing();
-            demo(listen, status, no_device)
+            demo(listen, status, no_device, tls_dir)
         }
         Some(Command::Check { config }) => check(config.or(cli.config).as_deref()),
         Some(Command::Devices {
@@ -204,6 +209,11 @@ fn check(path: Option<&Path>) -> Result<()> {
         },
         Auth::AppSign(_) => {}
     }
+    if cfg.server.url.starts_with("wss://")
+        && let Err(e) = roomcam::engine::wss::Trust::new(cfg.server.ca_file.as_deref())
+    {
+        problems.push(e.to_string());
+    }
     // Explicit cameras are checked against the machine the way the publisher will use them.
     if let Ok(source @ (VideoSource::V4l2(_) | VideoSource::Libcamera)) = cfg.video.source() {
         let listing = roomcam::devices::discover();
@@ -269,7 +279,90 @@ fn check_token(t: &str, problems: &mut Vec<String>) {
     }
 }
 
-fn demo(listen: SocketAddr, status: SocketAddr, no_device: bool) -> Result<()> {
+/// The demo's certificate directory: the one given, else the user's state directory, else a
+/// directory under the system's temp dir.
+fn demo_tls_dir(given: Option<PathBuf>) -> PathBuf {
+    if let Some(d) = given {
+        return d;
+    }
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".local/state"))
+        });
+    match state {
+        Some(s) => s.join("roomcam/demo-tls"),
+        None => std::env::temp_dir().join("roomcam-demo-tls"),
+    }
+}
+
+/// Keeps (or makes) the demo's self-signed certificate in `dir`, valid for `hosts`; a kept one
+/// that does not cover every host is replaced. Returns (cert path, key path).
+fn demo_certificate(dir: &Path, hosts: &[String]) -> Result<(PathBuf, PathBuf)> {
+    let cert = dir.join("demo.crt");
+    let key = dir.join("demo.key");
+    let kept = server::tls::load_certified_key(&cert, &key)
+        .ok()
+        .and_then(|ck| {
+            let der = ck.end_entity_cert().ok()?.to_vec();
+            let text = String::from_utf8_lossy(&der).to_string();
+            // The SAN entries are stored as plain bytes in the DER: a DNS name appears verbatim,
+            // an IP address as its octets.
+            let covers = hosts.iter().all(|h| match h.parse::<std::net::IpAddr>() {
+                Ok(std::net::IpAddr::V4(v4)) => der.windows(4).any(|w| w == v4.octets()),
+                Ok(std::net::IpAddr::V6(v6)) => der.windows(16).any(|w| w == v6.octets()),
+                Err(_) => text.contains(h.as_str()),
+            });
+            covers.then_some(())
+        });
+    if kept.is_none() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create {} for the demo certificate", dir.display()))?;
+        server::tls::self_signed(hosts)?.write(&cert, &key)?;
+    }
+    Ok((cert, key))
+}
+
+/// The address of the default route (a connected UDP socket sends nothing; it only asks the
+/// routing table).
+fn route_ip() -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.1:9").ok()?;
+    let ip = s.local_addr().ok()?.ip();
+    (!ip.is_unspecified() && !ip.is_loopback()).then_some(ip)
+}
+
+/// Names this machine is reached by: the listen address when it is specific, else the host
+/// name and the address of the default route, plus the loopback names.
+fn demo_hosts(listen: SocketAddr) -> Vec<String> {
+    let mut hosts = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    if !listen.ip().is_unspecified() {
+        hosts.push(listen.ip().to_string());
+    } else {
+        if let Ok(h) = std::fs::read_to_string("/etc/hostname") {
+            let h = h.trim();
+            if !h.is_empty() {
+                hosts.push(h.to_string());
+                hosts.push(format!("{h}.local"));
+            }
+        }
+        if let Some(ip) = route_ip() {
+            hosts.push(ip.to_string());
+        }
+    }
+    hosts.dedup();
+    hosts
+}
+
+fn demo(
+    listen: SocketAddr,
+    status: SocketAddr,
+    no_device: bool,
+    tls_dir: Option<PathBuf>,
+) -> Result<()> {
     let secret: String = {
         use rand::Rng;
         let mut rng = rand::thread_rng();
@@ -277,10 +370,34 @@ fn demo(listen: SocketAddr, status: SocketAddr, no_device: bool) -> Result<()> {
             .map(|_| rng.sample(rand::distributions::Alphanumeric) as char)
             .collect()
     };
+    // Browsers grant camera access only on HTTPS or localhost: beyond loopback the demo serves
+    // HTTPS, so a laptop on the LAN can publish back.
+    let tls = if listen.ip().is_loopback() {
+        None
+    } else {
+        let dir = demo_tls_dir(tls_dir);
+        Some(demo_certificate(&dir, &demo_hosts(listen))?)
+    };
+    let tls_section = match &tls {
+        Some((cert, key)) => format!("[tls]\ncert = {:?}\nkey = {:?}\n", cert, key),
+        None => String::new(),
+    };
+    // On a wildcard address, advertise the LAN address for media too (and loopback for this
+    // machine's own browser and device).
+    let lan = listen.ip().is_unspecified().then(route_ip).flatten();
+    let candidates = match lan {
+        Some(ip) => format!("candidate_ips = [\"127.0.0.1\", \"{ip}\"]\n"),
+        None => String::new(),
+    };
     let text = format!(
-        "listen = \"{listen}\"\ndev_token_endpoint = true\n[media]\nudp_port = 0\n[[apps]]\napp_id = {DEMO_APP_ID}\nserver_secret = \"{secret}\"\n"
+        "listen = \"{listen}\"\ndev_token_endpoint = true\n[media]\nudp_port = 0\n{candidates}{tls_section}[[apps]]\napp_id = {DEMO_APP_ID}\nserver_secret = \"{secret}\"\n"
     );
     let config = ServerConfig::parse(&text, Path::new("<demo>"))?;
+    let (http, ws) = if tls.is_some() {
+        ("https", "wss")
+    } else {
+        ("http", "ws")
+    };
     let rt = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
     rt.block_on(async move {
         let listener = server::bind(&config).await?;
@@ -308,12 +425,30 @@ fn demo(listen: SocketAddr, status: SocketAddr, no_device: bool) -> Result<()> {
         } else {
             addr
         };
+        // The address to give people: on a wildcard, the LAN address.
+        let shown = match lan {
+            Some(ip) => SocketAddr::new(ip, addr.port()),
+            None => addr,
+        };
         say(format!(
-            "roomcam demo: room service on http://{addr}/ (app id {DEMO_APP_ID}, room room1)\n  \
+            "roomcam demo: room service on {http}://{shown}/ (app id {DEMO_APP_ID}, room room1)\n  \
              open that page, press \"Get dev token\", Login and Play the device's stream\n  \
-             or watch at once: http://{watch}/?app_id={DEMO_APP_ID}&room_id=room1&autologin=1&autoplay=1\n  \
-             WebSocket signalling: ws://{addr}/ws\n"
+             or watch at once: {http}://{watch}/?app_id={DEMO_APP_ID}&room_id=room1&autologin=1&autoplay=1\n  \
+             WebSocket signalling: {ws}://{shown}/ws\n"
         ));
+        if let Some((cert, _)) = &tls {
+            let fingerprint = server::tls::load_certs(cert)
+                .ok()
+                .and_then(|c| c.first().map(|c| server::tls::fingerprint(c)))
+                .unwrap_or_default();
+            say(format!(
+                "  HTTPS with a self-signed certificate: {}\n  \
+                 SHA-256 fingerprint {fingerprint}\n  \
+                 (check it in the browser's certificate warning before accepting; dev tokens are \
+                 minted for this machine only, other machines need a token)\n",
+                cert.display()
+            ));
+        }
         let device = if no_device {
             say("  (--no-device: the room service runs alone)\n".into());
             None
@@ -347,8 +482,17 @@ fn demo(listen: SocketAddr, status: SocketAddr, no_device: bool) -> Result<()> {
                 "none"
             };
             let playback = if Path::new("/dev/snd").exists() { "auto" } else { "none" };
+            // The device reaches the embedded service over loopback, trusting its certificate.
+            let server_section = match &tls {
+                Some((cert, _)) => format!(
+                    "[server]\nurl = \"wss://127.0.0.1:{}/ws\"\nca_file = {:?}\n",
+                    addr.port(),
+                    cert
+                ),
+                None => format!("[server]\nurl = \"ws://{addr}/ws\"\n"),
+            };
             let dev_text = format!(
-                "[server]\nurl = \"ws://{addr}/ws\"\n[identity]\napp_id = {DEMO_APP_ID}\nuser_id = \"demo-device\"\nuser_name = \"roomcam demo\"\ntoken = \"{token}\"\n\
+                "{server_section}[identity]\napp_id = {DEMO_APP_ID}\nuser_id = \"demo-device\"\nuser_name = \"roomcam demo\"\ntoken = \"{token}\"\n\
                  [room]\nid = \"room1\"\n[video]\nsource = \"{}\"\nwidth = 640\nheight = 480\n[audio]\ncapture = \"{}\"\nplayback = \"{playback}\"\n\
                  [display]\nsink = \"{sink}\"\n[status]\nlisten = \"{status}\"\n",
                 if has_camera { "auto" } else { "test" },

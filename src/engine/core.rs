@@ -675,12 +675,18 @@ impl EngineCore {
 
     /// The signalling connection could not be opened, or closed. `reason` is for people.
     pub fn handle_closed(&mut self, now: Instant, reason: &str) {
+        self.handle_connect_failed(now, ErrorCode::ConnectionFailed, reason);
+    }
+
+    /// Like [`Self::handle_closed`], with the error code to report (a refused TLS certificate
+    /// is `TlsCertificateRejected`, not a plain connection failure).
+    pub fn handle_connect_failed(&mut self, now: Instant, code: ErrorCode, reason: &str) {
         self.now = now;
         if self.conn == Conn::Down {
             return;
         }
         self.conn = Conn::Down;
-        self.lost(now, ErrorCode::ConnectionFailed, reason);
+        self.lost(now, code, reason);
         self.after(now);
     }
 

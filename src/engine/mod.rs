@@ -10,6 +10,7 @@ mod events;
 mod media_session;
 mod runtime;
 mod tcp_link;
+pub mod wss;
 
 pub use self::core::{
     Command, CoreOutput, Credential, DEFAULT_TCP_FALLBACK_AFTER, EngineConfig, EngineCore,

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,11 +14,14 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::protocol::ErrorCode;
+
 use super::core::{Command, CoreOutput, EngineConfig, EngineCore, EngineProfile};
 use super::events::{Event, PlayerState, PublisherState, RoomState};
 use super::media_session::{ReceivedFrame, TrackKind};
 use super::tcp_link::{LinkEvent, TcpLink};
 use crate::ice_tcp::Transport;
+use super::wss::{Trust, TrustError};
 
 /// Why the engine could not start or take a request.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +32,8 @@ pub enum EngineError {
         "refusing to send credentials over plain ws:// to {host}: use wss://, or set [server] allow_insecure = true"
     )]
     Insecure { host: String },
+    #[error(transparent)]
+    Trust(#[from] TrustError),
     #[error("cannot open the media UDP socket: {0}")]
     Udp(std::io::Error),
     #[error("the engine was destroyed")]
@@ -83,6 +89,8 @@ pub struct EngineOptions {
     pub server_url: String,
     /// Send credentials over plain `ws://` to a non-loopback host.
     pub allow_insecure: bool,
+    /// For `wss://`: trust only the CA certificates in this PEM file (else the system's roots).
+    pub ca_file: Option<PathBuf>,
     /// Address to bind the media UDP socket to (port 0 = any).
     pub media_bind: SocketAddr,
     pub config: EngineConfig,
@@ -93,6 +101,7 @@ impl EngineOptions {
         EngineOptions {
             server_url: server_url.to_string(),
             allow_insecure: false,
+            ca_file: None,
             media_bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
             config: EngineConfig::default(),
         }
@@ -144,17 +153,18 @@ pub struct Engine {
     media_addr: SocketAddr,
 }
 
-fn check_url(url: &str, allow_insecure: bool) -> Result<(), EngineError> {
+/// Checks the server URL before anything connects: credentials (a token or an app-sign proof)
+/// never go over plain `ws://` to a non-loopback host unless `allow_insecure`. Returns the host
+/// and whether the URL is `wss://`.
+fn check_url(url: &str, allow_insecure: bool) -> Result<(String, bool), EngineError> {
     let bad = |reason: &str| EngineError::BadUrl {
         url: url.to_string(),
         reason: reason.to_string(),
     };
-    let rest = if let Some(r) = url.strip_prefix("ws://") {
-        r
-    } else if url.starts_with("wss://") {
-        return Err(bad(
-            "wss:// is not supported by this build yet; use ws:// on a trusted network",
-        ));
+    let (rest, secure) = if let Some(r) = url.strip_prefix("ws://") {
+        (r, false)
+    } else if let Some(r) = url.strip_prefix("wss://") {
+        (r, true)
     } else {
         return Err(bad("must start with ws:// or wss://"));
     };
@@ -173,12 +183,12 @@ fn check_url(url: &str, allow_insecure: bool) -> Result<(), EngineError> {
             .parse::<IpAddr>()
             .map(|ip| ip.is_loopback())
             .unwrap_or(false);
-    if !loopback && !allow_insecure {
+    if !secure && !loopback && !allow_insecure {
         return Err(EngineError::Insecure {
             host: host.to_string(),
         });
     }
-    Ok(())
+    Ok((host.to_string(), secure))
 }
 
 impl Engine {
@@ -188,7 +198,12 @@ impl Engine {
         options: EngineOptions,
         backend: Box<dyn MediaBackend>,
     ) -> Result<(Engine, mpsc::UnboundedReceiver<Event>), EngineError> {
-        check_url(&options.server_url, options.allow_insecure)?;
+        let (host, secure) = check_url(&options.server_url, options.allow_insecure)?;
+        let trust = if secure {
+            Some(Trust::new(options.ca_file.as_deref())?)
+        } else {
+            None
+        };
         let udp = UdpSocket::bind(options.media_bind)
             .await
             .map_err(EngineError::Udp)?;
@@ -212,6 +227,8 @@ impl Engine {
         let run = Runtime {
             core,
             options,
+            host,
+            trust,
             udp: Arc::new(udp),
             rx,
             events: ev_tx,
@@ -377,6 +394,10 @@ type WsStream =
 struct Runtime {
     core: EngineCore,
     options: EngineOptions,
+    /// The server's host (from the URL), for messages.
+    host: String,
+    /// For `wss://`: the CAs trusted for the server's certificate.
+    trust: Option<Trust>,
     udp: Arc<UdpSocket>,
     rx: mpsc::UnboundedReceiver<Request>,
     events: mpsc::UnboundedSender<Event>,
@@ -386,7 +407,7 @@ struct Runtime {
     playbacks: HashMap<String, Box<dyn PlaybackSink>>,
     ws_out: Option<mpsc::Sender<Message>>,
     ws_in: Option<futures_util::stream::SplitStream<WsStream>>,
-    connecting: Option<oneshot::Receiver<Result<WsStream, String>>>,
+    connecting: Option<oneshot::Receiver<Result<WsStream, (ErrorCode, String)>>>,
     /// Per stream: the first pts of either kind, so that audio and video RTP times share one
     /// origin (a player can line them up without waiting for sender reports).
     rtp_base: HashMap<String, Duration>,
@@ -451,7 +472,10 @@ impl Runtime {
                             self.ws_in = Some(stream);
                             self.core.handle_connected(Instant::now());
                         }
-                        Ok(Err(reason)) => self.core.handle_closed(Instant::now(), &reason),
+                        Ok(Err((code, reason))) => {
+                            tracing::warn!(%reason, "cannot connect to the room service");
+                            self.core.handle_connect_failed(Instant::now(), code, &reason);
+                        }
                         Err(_) => self.core.handle_closed(Instant::now(), "connect task ended"),
                     }
                 }
@@ -580,18 +604,38 @@ impl Runtime {
             match o {
                 CoreOutput::Connect => {
                     let url = self.options.server_url.clone();
+                    let host = self.host.clone();
+                    let trust = self.trust.clone();
                     let (tx, rx) = oneshot::channel();
                     self.connecting = Some(rx);
                     tokio::spawn(async move {
+                        // With wss://, the certificate is checked in the TLS handshake, before
+                        // the WebSocket opens: a refused server never sees a login.
+                        let connector = trust
+                            .as_ref()
+                            .map(|t| tokio_tungstenite::Connector::Rustls(t.config.clone()));
                         let r = tokio::time::timeout(
                             Duration::from_secs(10),
-                            tokio_tungstenite::connect_async(url.as_str()),
+                            tokio_tungstenite::connect_async_tls_with_config(
+                                url.as_str(),
+                                None,
+                                false,
+                                connector,
+                            ),
                         )
                         .await;
                         let r = match r {
                             Ok(Ok((ws, _))) => Ok(ws),
-                            Ok(Err(e)) => Err(format!("cannot connect to {url}: {e}")),
-                            Err(_) => Err(format!("connecting to {url} timed out")),
+                            Ok(Err(e)) => Err(super::wss::describe_connect_error(
+                                &url,
+                                &host,
+                                trust.as_ref().map(|t| &t.source),
+                                &e,
+                            )),
+                            Err(_) => Err((
+                                ErrorCode::ConnectionFailed,
+                                format!("connecting to {url} timed out"),
+                            )),
                         };
                         let _ = tx.send(r);
                     });
@@ -784,6 +828,10 @@ mod tests {
             Err(EngineError::Insecure { .. })
         ));
         assert!(check_url("ws://192.0.2.7:8080/ws", true).is_ok());
+        assert_eq!(
+            check_url("wss://room.example:443/ws", false).unwrap(),
+            ("room.example".to_string(), true)
+        );
         assert!(matches!(
             check_url("http://x/ws", false),
             Err(EngineError::BadUrl { .. })

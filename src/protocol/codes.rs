@@ -146,6 +146,8 @@ error_codes! {
     ConnectionFailed = 1005003, "could not connect to the server, or the connection closed";
     /// The server sent something that is not this protocol.
     ProtocolViolation = 1005004, "the server sent a message that breaks the protocol";
+    /// The room service's TLS certificate was refused (unknown issuer, name mismatch, expired).
+    TlsCertificateRejected = 1005005, "the server's TLS certificate was refused: unknown issuer, wrong name or expired";
 
     // 1006xxx: media (WebRTC sessions)
     /// The SDP could not be parsed or applied.

@@ -1,7 +1,6 @@
 //! HTTP routes: the WebSocket endpoint, health, metrics, the dev-token endpoint and the page
 //! (`web/index.html`, `web/app.js`, `web/style.css`, compiled into the binary).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +16,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::config::ServerConfig;
 use super::hub::{HubEvent, OUTGOING_QUEUE, Outgoing};
+use super::listener::PeerAddr;
 use crate::auth;
 
 /// Shared by all handlers.
@@ -93,10 +93,10 @@ struct DevTokenQuery {
 }
 
 /// Development only (`dev_token_endpoint = true`): mints a token for the browser page. Answers
-/// loopback callers only.
+/// loopback callers only: anyone who can reach it could otherwise mint tokens for any user.
 async fn dev_token(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
     Query(q): Query<DevTokenQuery>,
 ) -> Response {
     if !st.config.dev_token_endpoint {
@@ -106,10 +106,17 @@ async fn dev_token(
         )
             .into_response();
     }
-    if !peer.ip().is_loopback() {
+    if !is_loopback(peer.ip()) {
+        tracing::warn!(%peer, "dev token refused: not a loopback caller");
         return (
             StatusCode::FORBIDDEN,
-            "dev tokens are minted for loopback callers only\n",
+            Json(serde_json::json!({
+                "error": format!(
+                    "dev tokens are minted for loopback callers only (this request came from {}); \
+                     mint tokens with `roomcam-server token` or your own backend",
+                    peer.ip()
+                )
+            })),
         )
             .into_response();
     }
@@ -133,6 +140,16 @@ async fn dev_token(
         Ok(token) => Json(serde_json::json!({"token": token, "expire": now_unix + req.ttl_secs}))
             .into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// Loopback, also as an IPv4-mapped IPv6 address (`::ffff:127.0.0.1` on a dual-stack socket).
+fn is_loopback(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+        v4 => v4.is_loopback(),
     }
 }
 

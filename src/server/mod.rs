@@ -1,11 +1,14 @@
 //! The room service's I/O adapter: HTTP, WebSocket, metrics, config and shutdown, around the
 //! sans-IO room logic ([`crate::room`]). `run` takes the listener and a shutdown future
-//! (mini-redis style), so tests start it on `127.0.0.1:0` and stop it when they like.
+//! (mini-redis style), so tests start it on `127.0.0.1:0` and stop it when they like. With
+//! `[tls]` configured it serves HTTPS and WSS itself ([`tls`], [`listener`]).
 
 pub mod config;
 pub mod http;
 pub mod hub;
 pub mod ice_tcp;
+pub mod listener;
+pub mod tls;
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -35,23 +38,51 @@ pub enum ServerError {
     },
     #[error("cannot open the ICE-TCP listener on port {port} ([media] tcp_port): {source}")]
     BindTcp { port: u16, source: std::io::Error },
+    #[error("[tls]: {0}")]
+    Tls(#[from] tls::TlsError),
+    #[error(
+        "[tls] was added to the config: a reload cannot switch plain HTTP to HTTPS; restart the server"
+    )]
+    TlsNeedsRestart,
 }
 
 /// A handle to a running hub, for reloads from outside (SIGHUP).
 #[derive(Clone)]
 pub struct Control {
     hub: mpsc::Sender<HubEvent>,
+    tls: Option<Arc<tls::CertStore>>,
 }
 
 impl Control {
-    /// Applies a new config's room settings (apps, limits, revocations).
-    pub async fn reload(&self, config: &ServerConfig) {
+    /// Applies a new config: its room settings (apps, limits, revocations) and, with `[tls]`,
+    /// re-reads the certificate and key (new handshakes get the new pair; open connections keep
+    /// theirs). The room settings are applied even when the TLS part fails; on a TLS error the
+    /// old certificate stays in service and the error says why.
+    pub async fn reload(&self, config: &ServerConfig) -> Result<(), ServerError> {
         let _ = self
             .hub
             .send(HubEvent::Reload {
                 config: config.room_config(),
             })
             .await;
+        match (&self.tls, &config.tls) {
+            (Some(store), Some(t)) => {
+                let fingerprint = store.reload(&t.cert, &t.key)?;
+                tracing::info!(cert = %t.cert.display(), %fingerprint, "TLS certificate reloaded");
+                Ok(())
+            }
+            (Some(_), None) => {
+                tracing::warn!("[tls] was removed from the config: keeping HTTPS until a restart");
+                Ok(())
+            }
+            (None, Some(_)) => Err(ServerError::TlsNeedsRestart),
+            (None, None) => Ok(()),
+        }
+    }
+
+    /// The SHA-256 fingerprint of the certificate now served (None without `[tls]`).
+    pub fn tls_fingerprint(&self) -> Option<String> {
+        self.tls.as_ref().map(|s| s.fingerprint())
     }
 }
 
@@ -81,6 +112,18 @@ pub async fn run_with_control(
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_start: impl FnOnce(Control),
 ) -> Result<(), ServerError> {
+    let cert_store = match &config.tls {
+        Some(t) => Some(Arc::new(tls::CertStore::load(&t.cert, &t.key)?)),
+        None => None,
+    };
+    let incoming = match &cert_store {
+        Some(store) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(store.server_config()?);
+            listener::Incoming::tls(listener, acceptor)
+        }
+        None => listener::Incoming::plain(listener),
+    }
+    .map_err(ServerError::Serve)?;
     let (hub_tx, hub_rx) = mpsc::channel(4096);
     let (udp, tcp, sfu_config) = media_socket(&config).await?;
     let hub =
@@ -92,6 +135,7 @@ pub async fn run_with_control(
     });
     on_start(Control {
         hub: hub_tx.clone(),
+        tls: cert_store.clone(),
     });
     let max = if config.limits.max_connections == 0 {
         10_000
@@ -103,8 +147,13 @@ pub async fn run_with_control(
         config: Arc::new(config),
         connections: Arc::new(Semaphore::new(max)),
     };
-    if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "room service listening");
+    match &cert_store {
+        Some(store) => tracing::info!(
+            addr = %incoming.local_addr_plain(),
+            fingerprint = %store.fingerprint(),
+            "room service listening (HTTPS and WSS)"
+        ),
+        None => tracing::info!(addr = %incoming.local_addr_plain(), "room service listening"),
     }
     let (drained_tx, drained_rx) = oneshot::channel::<()>();
     let shutdown_hub = hub_tx.clone();
@@ -121,8 +170,8 @@ pub async fn run_with_control(
         }
         let _ = drained_tx.send(());
     };
-    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let serve = axum::serve(listener, app).with_graceful_shutdown(graceful);
+    let app = http::router(state).into_make_service_with_connect_info::<listener::PeerAddr>();
+    let serve = axum::serve(incoming, app).with_graceful_shutdown(graceful);
     // Upgraded WebSocket connections are not tracked by the graceful shutdown; the hub's drain
     // above is what waits for them.
     let result = tokio::select! {

@@ -8,6 +8,7 @@ pub mod rtc_client;
 pub mod server;
 pub mod sfu_net;
 pub mod synthetic;
+pub mod tls;
 
 /// Logs to stderr when RUST_LOG is set (e.g. `RUST_LOG=roomcam=debug,str0m=debug`).
 pub fn init_log() {
