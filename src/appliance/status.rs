@@ -28,6 +28,8 @@ pub struct MediaStats {
     pub video_source: String,
     /// Mean time a raw frame spends in the encoder, recent frames (µs).
     pub encode_time_us_mean: Option<u64>,
+    /// The camera is gone and the "Camera unavailable" card is published instead.
+    pub camera_unavailable: bool,
     pub players: HashMap<String, PlayerMediaStats>,
 }
 
@@ -97,6 +99,7 @@ pub fn status_json(
             "bitrate_kbps": media.bitrate_kbps,
             "encode_time_us_mean": media.encode_time_us_mean,
             "video_source": media.video_source,
+            "camera_unavailable": media.camera_unavailable,
         }),
         None => json!({
             "stream_id": stream_id,

@@ -13,6 +13,7 @@
 //! | [`layout`] | where each picture goes on the screen (1-4 participants, preview) | none (pure) |
 //! | [`display`] | the KMS connector (sysfs), its mode, `kmssink` settings | sysfs |
 //! | `screen` | [`Screen`]: the session's compositor, idle card, display output | GStreamer |
+//! | `camera` | the publisher's capture pipeline, the "Camera unavailable" card, reopening | GStreamer |
 //! | `play` | [`PlayPipeline`]: H.264 / Opus in -> decode -> display and speaker | GStreamer |
 //!
 //! Threads: GStreamer's streaming threads run the appsink callbacks, which never block (a full
@@ -20,6 +21,7 @@
 //! turns an error message into [`MediaError::Pipeline`] and stops the pipeline. Every wait has a
 //! timeout. `docs/media.md` has the pipeline graphs and the choices behind them.
 
+mod camera;
 mod common;
 pub mod display;
 mod error;
@@ -34,6 +36,7 @@ pub mod stamp;
 pub mod stats;
 pub mod tone;
 
+pub use camera::{CAMERA_CARD_TEXT, REOPEN_EVERY, SourceOpener, render_card};
 pub use common::init;
 pub use error::MediaError;
 pub use play::{PlayPipeline, PlayStats, PushOutcome};
