@@ -110,10 +110,21 @@ async fn the_idle_card_follows_the_room_and_participants_replace_it() {
         s.idle_text == "Waiting in room1" && s.shown == 0
     })
     .await;
-    let (code, body) = http_get(a.status, "/status").await;
-    assert_eq!(code, 200);
-    let st: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let st = loop {
+        let (code, body) = http_get(a.status, "/status").await;
+        assert_eq!(code, 200);
+        let st: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if st["publisher"]["state"] == "PUBLISHING" {
+            break st;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not publishing: {st}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(st["publisher"]["camera_unavailable"], false, "{st}");
+    assert_eq!(st["screen"]["sink"], "none", "{st}");
+    assert_eq!(st["screen"]["idle_text"], "Waiting in room1", "{st}");
+    assert_eq!(st["screen"]["shown"], 0, "{st}");
 
     let b = start(&srv, "dev-b", None).await;
     until("dev-b on the screen", &screen, |s| s.shown == 1).await;

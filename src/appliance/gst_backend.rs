@@ -153,6 +153,20 @@ impl GstBackend {
                 m.video_source = s.video_source;
                 m.camera_unavailable = s.showing_card;
             }
+            m.screen = r.screen.as_ref().map(|s| {
+                let s = s.stats();
+                super::status::ScreenStatus {
+                    sink: s.sink,
+                    output_running: s.output_running,
+                    connector: s.connector,
+                    width: s.width,
+                    height: s.height,
+                    shown: s.shown,
+                    preview: s.preview,
+                    idle_text: s.idle_text,
+                    output_starts: s.output_starts,
+                }
+            });
             for (id, p) in &r.players {
                 let s = p.stats();
                 m.players.insert(

@@ -95,6 +95,9 @@ struct Shared {
     card_frames: AtomicU64,
     camera_losses: AtomicU64,
     stop: AtomicBool,
+    /// The last pts handed to the encoder (ns; camera and card pictures interleave at a switch
+    /// and must still rise).
+    last_pts: AtomicU64,
 }
 
 impl Shared {
@@ -164,6 +167,7 @@ impl Camera {
             card_frames: AtomicU64::new(0),
             camera_losses: AtomicU64::new(0),
             stop: AtomicBool::new(false),
+            last_pts: AtomicU64::new(0),
         });
         let sh = shared.clone();
         sink.set_callbacks(
@@ -174,7 +178,8 @@ impl Camera {
                     let ms = (sh.epoch.elapsed().as_millis() as u64).max(1);
                     sh.last_frame_ms.store(ms, Ordering::Relaxed);
                     if let Some(buffer) = sample.buffer() {
-                        push_unstamped(&sh.feed, buffer);
+                        let at = capture_time_on_feed(&sample, s.upcast_ref(), &sh.feed);
+                        sh.push(buffer, at);
                     }
                     sh.show(&sample);
                     Ok(gst::FlowSuccess::Ok)
@@ -271,7 +276,9 @@ impl Camera {
                         continue;
                     }
                     if let Some(b) = cam.card.buffer() {
-                        push_unstamped(&sh.feed, b);
+                        let now = common::running_time(sh.feed.upcast_ref())
+                            .map(|d| gst::ClockTime::from_nseconds(d.as_nanos() as u64));
+                        sh.push(b, now);
                         sh.card_frames.fetch_add(1, Ordering::Relaxed);
                     }
                     sh.show(&cam.card);
@@ -346,13 +353,40 @@ fn named_source(opener: &SourceOpener) -> Result<gst::Element, MediaError> {
     Ok(src)
 }
 
-/// Hands a picture to the encoder pipeline: a new header on the same memory, stamped there.
-fn push_unstamped(feed: &gst_app::AppSrc, buffer: &gst::BufferRef) {
-    let mut b = buffer.copy();
-    if let Some(m) = b.get_mut() {
-        m.set_pts(gst::ClockTime::NONE);
-        m.set_dts(gst::ClockTime::NONE);
-        m.set_duration(gst::ClockTime::NONE);
+/// A camera picture's capture time on the encoder pipeline's timeline: both pipelines run on
+/// the system clock, so running time + base time is one absolute clock time. `None` before the
+/// encoder pipeline runs (the appsrc then stamps it on arrival).
+fn capture_time_on_feed(
+    sample: &gst::Sample,
+    capture: &gst::Element,
+    feed: &gst_app::AppSrc,
+) -> Option<gst::ClockTime> {
+    if feed.current_state() != gst::State::Playing {
+        return None;
     }
-    let _ = feed.push_buffer(b);
+    let pts = sample.buffer()?.pts()?;
+    let segment = sample.segment()?.downcast_ref::<gst::ClockTime>()?;
+    let running = segment.to_running_time(pts)?;
+    let absolute = running + capture.base_time()?;
+    absolute.checked_sub(feed.base_time()?)
+}
+
+impl Shared {
+    /// Hands a picture to the encoder pipeline: a new header on the same memory, with `pts`
+    /// (kept rising), or none for the appsrc to stamp.
+    fn push(&self, buffer: &gst::BufferRef, pts: Option<gst::ClockTime>) {
+        let pts = pts.map(|p| {
+            let last = self.last_pts.load(Ordering::Relaxed);
+            let ns = p.nseconds().max(last + 1_000_000);
+            self.last_pts.store(ns, Ordering::Relaxed);
+            gst::ClockTime::from_nseconds(ns)
+        });
+        let mut b = buffer.copy();
+        if let Some(m) = b.get_mut() {
+            m.set_pts(pts);
+            m.set_dts(gst::ClockTime::NONE);
+            m.set_duration(gst::ClockTime::NONE);
+        }
+        let _ = self.feed.push_buffer(b);
+    }
 }

@@ -105,18 +105,21 @@ pub fn connectors_in(sys: &Path) -> Vec<Connector> {
     out
 }
 
-/// The connector to show on: the one named, else the first connected one, else the first
-/// (so its status can be reported while waiting).
+/// The connector to show on: the one named, else the first connected one in the device
+/// chooser's order (HDMI first, then by name; never a writeback connector: `docs/devices.md`),
+/// else the first of that order (so its status can be reported while waiting).
 pub fn pick(connectors: Vec<Connector>, name: Option<&str>) -> Option<Connector> {
-    match name {
-        Some(n) => connectors.into_iter().find(|c| c.name == n),
-        None => {
-            let first_connected = connectors.iter().position(Connector::connected);
-            match first_connected {
-                Some(i) => connectors.into_iter().nth(i),
-                None => connectors.into_iter().next(),
-            }
-        }
+    if let Some(n) = name {
+        return connectors.into_iter().find(|c| c.name == n);
+    }
+    let mut screens: Vec<Connector> = connectors
+        .into_iter()
+        .filter(|c| !c.name.starts_with("Writeback"))
+        .collect();
+    screens.sort_by_key(|c| (!c.name.starts_with("HDMI"), c.card.clone(), c.name.clone()));
+    match screens.iter().position(Connector::connected) {
+        Some(i) => Some(screens.swap_remove(i)),
+        None => screens.into_iter().next(),
     }
 }
 
@@ -213,6 +216,8 @@ mod tests {
     fn nothing_connected_still_names_a_connector_to_wait_for() {
         let sys = scratch("none");
         connector(&sys, "card1-HDMI-A-2", "disconnected", "");
+        connector(&sys, "card1-DSI-1", "disconnected", "");
+        connector(&sys, "card1-Writeback-1", "connected", "");
         connector(&sys, "card1-HDMI-A-1", "disconnected", "");
         let c = pick(connectors_in(&sys), None).expect("a connector");
         assert_eq!(c.name, "HDMI-A-1");
