@@ -118,7 +118,10 @@ async fn the_idle_card_follows_the_room_and_participants_replace_it() {
         if st["publisher"]["state"] == "PUBLISHING" {
             break st;
         }
-        assert!(tokio::time::Instant::now() < deadline, "not publishing: {st}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not publishing: {st}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(st["publisher"]["camera_unavailable"], false, "{st}");

@@ -769,6 +769,7 @@ impl Drop for BusThread {
 /// connector goes away or the sink fails, and tries again every [`CONNECTOR_POLL`].
 fn kms_watch(weak: Weak<Inner>, target: KmsTarget) {
     let mut reported: Option<String> = None;
+    let mut failures: u32 = 0;
     loop {
         let Some(inner) = weak.upgrade() else {
             return;
@@ -796,7 +797,12 @@ fn kms_watch(weak: Weak<Inner>, target: KmsTarget) {
                 if let Ok(mut o) = inner.output.lock() {
                     *o = None;
                 }
-                let open = display::kms_open(&c, target.mode);
+                let mut open = display::kms_open(&c, target.mode);
+                // Every other attempt after a failure lets kmssink find the driver itself, in
+                // case the card's device driver is not named as its DRM driver.
+                if failures % 2 == 1 {
+                    open.driver = None;
+                }
                 inner.resize(open.width, open.height);
                 match Output::start(
                     &OutputKind::Kms(open.clone()),
@@ -807,6 +813,7 @@ fn kms_watch(weak: Weak<Inner>, target: KmsTarget) {
                     Ok(out) => {
                         tracing::info!(connector = %c.name, width = open.width, height = open.height, "screen: showing on the display");
                         inner.output_starts.fetch_add(1, Ordering::Relaxed);
+                        failures = 0;
                         if let Ok(mut o) = inner.output.lock() {
                             *o = Some(out);
                         }
@@ -815,7 +822,11 @@ fn kms_watch(weak: Weak<Inner>, target: KmsTarget) {
                         }
                     }
                     Err(e) => {
-                        tracing::warn!(connector = %c.name, error = %e, "screen: the display does not open; trying again")
+                        failures += 1;
+                        // Said once, then every minute: a display that never opens is not news.
+                        if failures == 1 || failures.is_multiple_of(60) {
+                            tracing::warn!(connector = %c.name, error = %e, failures, "screen: the display does not open; trying again every second");
+                        }
                     }
                 }
             }
@@ -826,6 +837,7 @@ fn kms_watch(weak: Weak<Inner>, target: KmsTarget) {
                 }
             }
             (_, Some(false)) => {
+                failures += 1;
                 if let Ok(mut o) = inner.output.lock() {
                     *o = None;
                 }
