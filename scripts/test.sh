@@ -1,26 +1,37 @@
 #!/usr/bin/env bash
 # Runs every test: installs what they need (scripts/setup.sh), then formatting, lints, the
-# GStreamer-free server build, and the whole `cargo test` suite.
+# GStreamer-free server build, the whole `cargo test` suite and the browser tests.
+# With ROOMCAM_CI=1 (set by .ci/run) each stage's build output is removed once the stage is
+# done, so the whole run fits a CI machine's disk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+t0=$SECONDS
+stage() { printf '\n==> [%dm%02ds] %s\n' $(((SECONDS - t0) / 60)) $(((SECONDS - t0) % 60)) "$*"; }
+ci_free() { if [ "${ROOMCAM_CI:-0}" = 1 ]; then rm -rf "$@"; fi; }
+df -h . | tail -1 | awk '{print "disk: " $4 " free of " $2}'
+
+stage "setup"
 bash scripts/setup.sh
 
-echo "==> cargo fmt --check"
+stage "cargo fmt --check"
 cargo fmt --all -- --check
 
-echo "==> cargo clippy --all-targets -- -D warnings"
+stage "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 
-echo "==> roomcam-server builds without the device features (no GStreamer, no ALSA)"
+stage "roomcam-server builds without the device features (no GStreamer, no ALSA)"
 cargo build --bin roomcam-server --no-default-features --features server
 if ldd target/debug/roomcam-server | grep -Ei 'gst|asound'; then
   echo "roomcam-server links GStreamer or ALSA" >&2
   exit 1
 fi
 
-echo "==> cargo test"
+stage "cargo test"
 cargo test
 
-echo "==> browser tests (headless Chromium)"
+stage "browser tests (headless Chromium)"
 bash scripts/test-browser.sh
+ci_free target/debug
+
+stage "all tests passed"

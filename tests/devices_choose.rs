@@ -471,3 +471,40 @@ fn the_table_marks_picks_and_reasons() {
     assert_eq!(json["choice"]["video"][0]["kind"], "v4l2");
     assert_eq!(json["choice"]["encoder"]["element"], "v4l2h264enc");
 }
+
+#[test]
+fn hdmi_screen_audio_beats_a_usb_speaker_but_not_a_speakerphone() {
+    use roomcam::devices::listing::{AlsaCard, AlsaPcm};
+    let usb = |index: u32, id: &str, capture: bool| AlsaCard {
+        index,
+        id: id.into(),
+        name: format!("USB {id}"),
+        long_name: format!("USB {id} at usb-0000:01:00.0-1.3, full speed"),
+        driver: "USB-Audio".into(),
+        pcms: vec![AlsaPcm {
+            device: 0,
+            id: "USB Audio".into(),
+            name: "USB Audio".into(),
+            capture,
+            playback: true,
+        }],
+        ..AlsaCard::default()
+    };
+    // A playback-only USB speaker and the TV on HDMI: the picture's sound comes from the TV.
+    let mut l = fixture("pi3-usb");
+    l.alsa.push(usb(5, "Speaker", false));
+    let c = choose(&l, &Wanted::default());
+    assert_eq!(c.playback.as_deref(), Some("hdmi:CARD=vc4hdmi,DEV=0"));
+    assert_eq!(entry(&c, "plughw:CARD=Speaker,DEV=0").rank, Some(2));
+    // The TV unplugged: the USB speaker.
+    for d in &mut l.drm {
+        d.status = "disconnected".into();
+    }
+    let c = choose(&l, &Wanted::default());
+    assert_eq!(c.playback.as_deref(), Some("plughw:CARD=Speaker,DEV=0"));
+    // A USB speakerphone (microphone and speaker in one) is made for calls: it comes first.
+    let mut l = fixture("pi3-usb");
+    l.alsa.push(usb(6, "Phone", true));
+    let c = choose(&l, &Wanted::default());
+    assert_eq!(c.playback.as_deref(), Some("plughw:CARD=Phone,DEV=0"));
+}

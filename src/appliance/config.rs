@@ -190,7 +190,13 @@ pub fn parse_audio(s: &str, allow_test: bool) -> Result<AudioEndpoint, String> {
 pub struct AudioSection {
     pub capture: String,
     pub playback: String,
+    /// Cancel the speaker's echo in the microphone signal (`webrtcdsp` against the speaker's
+    /// echo probe).
     pub echo_cancel: bool,
+    /// Suppress steady background noise (fans, hum) in the microphone signal.
+    pub noise_suppression: bool,
+    /// Automatic digital gain on the microphone signal.
+    pub gain_control: bool,
 }
 
 impl Default for AudioSection {
@@ -199,6 +205,8 @@ impl Default for AudioSection {
             capture: "auto".into(),
             playback: "auto".into(),
             echo_cancel: true,
+            noise_suppression: true,
+            gain_control: true,
         }
     }
 }
@@ -500,6 +508,15 @@ id = "room1"
         assert_eq!(c.video.source(), Ok(VideoSource::Auto));
         assert_eq!(c.auth(), Auth::Token("04abc".into()));
         assert!(c.gpio.is_none());
+        assert!(c.audio.echo_cancel && c.audio.noise_suppression && c.audio.gain_control);
+    }
+
+    #[test]
+    fn a_mistyped_audio_switch_names_its_line() {
+        let e = parse(&format!("{GOOD}[audio]\ngain_control = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("gain_control") && e.contains("line 11"), "{e}");
     }
 
     #[test]
@@ -567,6 +584,20 @@ id = "room1"
                     "id = \"room1\"\n[audio]\nplayback = \"test\"",
                 ),
                 "[audio] playback",
+            ),
+            (
+                (
+                    "id = \"room1\"",
+                    "id = \"room1\"\n[audio]\nnoise_suppression = \"yes\"",
+                ),
+                "noise_suppression",
+            ),
+            (
+                (
+                    "id = \"room1\"",
+                    "id = \"room1\"\n[audio]\ngain_contrl = false",
+                ),
+                "gain_contrl",
             ),
             (
                 (

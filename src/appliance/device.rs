@@ -347,7 +347,7 @@ impl Device {
                 Action::SetMicMuted(m) => self.engine.mute_microphone(m),
                 Action::SetCameraOff(off) => self.engine.enable_camera(!off),
                 Action::Volume(steps) => {
-                    let dev = super::volume::mixer_device(&self.cfg.audio.playback);
+                    let dev = super::volume::playback_mixer_device(&self.cfg.audio.playback);
                     match super::volume::change(&dev, steps) {
                         Ok(level) => tracing::info!(level, "volume"),
                         Err(e) => tracing::warn!(error = %e, "cannot change the volume"),

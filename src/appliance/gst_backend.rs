@@ -19,7 +19,7 @@ use crate::engine::{
 };
 use crate::media::{
     AudioPlayback, DisplaySink, FrameKind, MediaError, PlayPipeline, PlaySettings, PublishPipeline,
-    PublishSettings, Screen, ScreenSettings,
+    PublishSettings, Screen, ScreenSettings, Speaker,
 };
 
 /// Builds the media settings from the device config.
@@ -36,6 +36,9 @@ pub fn settings_from(cfg: &DeviceConfig) -> Result<(PublishSettings, PlaySetting
     };
     publish.video.max_bitrate_kbps = cfg.video.max_bitrate_kbps;
     publish.audio.capture = cfg.audio.capture.parse()?;
+    publish.audio.echo_cancel = cfg.audio.echo_cancel;
+    publish.audio.noise_suppression = cfg.audio.noise_suppression;
+    publish.audio.gain_control = cfg.audio.gain_control;
     publish.video.validate()?;
     let play = PlaySettings {
         display: match cfg.display.sink {
@@ -67,8 +70,8 @@ pub fn screen_settings_from(cfg: &DeviceConfig) -> ScreenSettings {
     }
 }
 
-/// `playback = "auto"`: the speaker the device chooser picks (a USB speakerphone, a HAT, the
-/// connected screen's HDMI audio, the headphone jack), else GStreamer's default sink.
+/// `playback = "auto"`: the speaker the device chooser picks (a USB speakerphone, the HDMI
+/// screen's audio, other USB, a HAT, the headphone jack), else ALSA's `default` PCM.
 fn resolve_playback(playback: AudioPlayback) -> AudioPlayback {
     if playback != AudioPlayback::Auto {
         return playback;
@@ -79,7 +82,10 @@ fn resolve_playback(playback: AudioPlayback) -> AudioPlayback {
             tracing::info!(%pcm, "audio playback auto");
             AudioPlayback::Alsa(pcm)
         }
-        None => AudioPlayback::Auto,
+        None => {
+            tracing::info!("audio playback auto: no speaker found, using ALSA's default PCM");
+            AudioPlayback::Alsa("default".into())
+        }
     }
 }
 
@@ -88,6 +94,7 @@ struct Registry {
     publishers: HashMap<String, Arc<PublishPipeline>>,
     players: HashMap<String, Arc<PlayPipeline>>,
     preview: Option<std::sync::Weak<crate::media::PreviewPipeline>>,
+    speaker: Option<Arc<Speaker>>,
     /// The session's screen: played streams are composed on it (none with `sink = "none"`).
     screen: Option<Screen>,
     /// `[display] preview`: the published camera as a picture-in-picture on the screen.
@@ -99,15 +106,29 @@ pub struct GstBackend {
     publish: PublishSettings,
     play: PlaySettings,
     registry: Arc<Mutex<Registry>>,
+    /// All played streams' audio mixes here; its echo probe is what the microphone's echo
+    /// canceller reads, so it starts with the backend, before any publish, and lives as long.
+    speaker: Arc<Speaker>,
 }
 
 impl GstBackend {
-    pub fn new(publish: PublishSettings, play: PlaySettings) -> Result<Self, MediaError> {
+    /// Starts the session's speaker (its output device may be missing: it is retried) and keeps
+    /// the settings for the pipelines to come.
+    pub fn new(mut publish: PublishSettings, play: PlaySettings) -> Result<Self, MediaError> {
         crate::media::init()?;
+        let speaker = Arc::new(Speaker::start(&play.playback)?);
+        if publish.audio.echo_cancel {
+            publish.audio.echo_probe = Some(speaker.probe_name().to_string());
+        }
+        let registry = Arc::new(Mutex::new(Registry {
+            speaker: Some(speaker.clone()),
+            ..Registry::default()
+        }));
         Ok(GstBackend {
             publish,
             play,
-            registry: Arc::new(Mutex::new(Registry::default())),
+            registry,
+            speaker,
         })
     }
 
@@ -152,6 +173,13 @@ impl GstBackend {
                 m.encode_time_us_mean = s.encode_time_us_mean;
                 m.video_source = s.video_source;
                 m.camera_unavailable = s.showing_card;
+                m.audio_capture = s.audio_source;
+                m.audio_capture_on_device = s.mic_on_device;
+            }
+            if let Some(sp) = &r.speaker {
+                let s = sp.stats();
+                m.audio_playback = s.output;
+                m.audio_playback_on_device = s.on_device;
             }
             m.screen = r.screen.as_ref().map(|s| {
                 let s = s.stats();
@@ -203,6 +231,11 @@ impl GstHandle {
     /// The play pipeline of a stream, while it plays.
     pub fn player(&self, stream_id: &str) -> Option<Arc<PlayPipeline>> {
         self.registry.lock().ok()?.players.get(stream_id).cloned()
+    }
+
+    /// The session's speaker (the mix of all played streams).
+    pub fn speaker(&self) -> Option<Arc<Speaker>> {
+        self.registry.lock().ok()?.speaker.clone()
     }
 
     /// Pictures the local preview has shown, while it runs.
@@ -433,9 +466,9 @@ impl MediaBackend for GstBackend {
         let pipeline = match screen {
             Some(s) => {
                 let input = s.add_participant().map_err(|e| e.to_string())?;
-                PlayPipeline::with_screen(&self.play, input)
+                PlayPipeline::with_speaker_and_screen(&self.play, &self.speaker, input)
             }
-            None => PlayPipeline::new(&self.play),
+            None => PlayPipeline::with_speaker(&self.play, &self.speaker),
         }
         .map_err(|e| e.to_string())?;
         pipeline.start().map_err(|e| e.to_string())?;

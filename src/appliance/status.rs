@@ -31,6 +31,14 @@ pub struct MediaStats {
     /// The camera is gone and the "Camera unavailable" card is published instead.
     pub camera_unavailable: bool,
     pub players: HashMap<String, PlayerMediaStats>,
+    /// What the microphone side publishes (`microphone plughw:CARD=…`, `test tone 440 Hz`).
+    pub audio_capture: String,
+    /// The microphone is open (`Some(false)`: missing, silence published; `None`: no microphone).
+    pub audio_capture_on_device: Option<bool>,
+    /// The speaker's output (`none`, an ALSA PCM).
+    pub audio_playback: String,
+    /// The speaker's output device is open (false while it is missing, and for `none`).
+    pub audio_playback_on_device: bool,
     /// The session's screen, when there is one.
     pub screen: Option<ScreenStatus>,
 }
@@ -163,6 +171,12 @@ pub fn status_json(
         "publisher": publisher,
         "players": players,
         "target_bitrate_kbps": engine.target_bitrate_bps / 1000,
+        "audio": {
+            "capture": media.audio_capture,
+            "capture_on_device": media.audio_capture_on_device,
+            "playback": media.audio_playback,
+            "playback_on_device": media.audio_playback_on_device,
+        },
         "screen": media.screen.as_ref().map(|s| json!({
             "sink": s.sink,
             "output_running": s.output_running,
@@ -211,6 +225,10 @@ mod tests {
         let mut m = MediaStats {
             encoder: "x264enc".into(),
             bitrate_kbps: 800,
+            audio_capture: "microphone hw:1,0".into(),
+            audio_capture_on_device: Some(false),
+            audio_playback: "hdmi:CARD=vc4hdmi0,DEV=0".into(),
+            audio_playback_on_device: true,
             ..Default::default()
         };
         m.players.insert(
@@ -235,5 +253,8 @@ mod tests {
         assert_eq!(v["players"][0]["width"], 640);
         assert_eq!(v["players"][0]["latency_ms_p50"], 30.0);
         assert!(v["players"][0]["latency_ms_p95"].is_null());
+        assert_eq!(v["audio"]["capture"], "microphone hw:1,0");
+        assert_eq!(v["audio"]["capture_on_device"], false);
+        assert_eq!(v["audio"]["playback_on_device"], true);
     }
 }

@@ -6,8 +6,18 @@ use alsa::mixer::{Mixer, SelemChannelId, SelemId};
 /// One step of the volume buttons, in percent of the control's range.
 pub const STEP_PERCENT: i64 = 5;
 
-/// The mixer device for a playback setting: `alsa:hw:1,0` → `hw:1`, else `default`.
+/// The mixer device for a playback setting: `alsa:hw:1,0` → `hw:1`, a PCM naming its card
+/// (`alsa:plughw:CARD=Device,DEV=0`, `alsa:hdmi:CARD=vc4hdmi0,DEV=0`) → `hw:CARD=<id>`, else
+/// `default`.
 pub fn mixer_device(playback: &str) -> String {
+    if let Some(card) = playback
+        .strip_prefix("alsa:")
+        .and_then(|pcm| pcm.split_once("CARD="))
+        .map(|(_, rest)| rest.split(',').next().unwrap_or(""))
+        .filter(|c| !c.is_empty())
+    {
+        return format!("hw:CARD={card}");
+    }
     match playback.strip_prefix("alsa:") {
         Some(pcm) => {
             let card = pcm
@@ -22,6 +32,19 @@ pub fn mixer_device(playback: &str) -> String {
                 "default".into()
             }
         }
+        None => "default".into(),
+    }
+}
+
+/// The mixer device of the speaker `[audio] playback` plays on: for `auto`, the card the device
+/// chooser picks (as the speaker does), else ALSA's `default`.
+pub fn playback_mixer_device(playback: &str) -> String {
+    if playback != "auto" {
+        return mixer_device(playback);
+    }
+    let listing = crate::devices::discover();
+    match crate::devices::choose(&listing, &crate::devices::Wanted::default()).playback {
+        Some(pcm) => mixer_device(&format!("alsa:{pcm}")),
         None => "default".into(),
     }
 }
@@ -67,6 +90,14 @@ mod tests {
         assert_eq!(mixer_device("alsa:hw:1,0"), "hw:1");
         assert_eq!(mixer_device("alsa:plughw:2,0"), "hw:2");
         assert_eq!(mixer_device("alsa:default"), "default");
+        assert_eq!(
+            mixer_device("alsa:plughw:CARD=Device,DEV=0"),
+            "hw:CARD=Device"
+        );
+        assert_eq!(
+            mixer_device("alsa:hdmi:CARD=vc4hdmi0,DEV=0"),
+            "hw:CARD=vc4hdmi0"
+        );
     }
 
     #[test]

@@ -1060,17 +1060,21 @@ fn choose_playback(listing: &Listing, entries: &mut Vec<Verdict>) -> Option<Stri
                 let headphones = format!("{} {}", card.id, card.name)
                     .to_lowercase()
                     .contains("headphones");
-                // A USB speakerphone, other USB, a HAT, the screen's HDMI audio, the headphone jack.
+                // A USB speakerphone (its microphone and speaker are made for calls), then the
+                // HDMI screen's own audio (the picture's sound comes from the screen), other USB,
+                // a HAT, HDMI audio of a screen whose state is unknown, the headphone jack.
                 let class = if is_usb(card) && has_capture {
                     0
-                } else if is_usb(card) {
+                } else if hdmi && conn_status == Some("connected") {
                     1
-                } else if hdmi {
-                    3
-                } else if headphones {
-                    4
-                } else {
+                } else if is_usb(card) {
                     2
+                } else if hdmi {
+                    4
+                } else if headphones {
+                    5
+                } else {
+                    3
                 };
                 cands.push((class, card.index * 100 + pcm.device, id, v));
             } else {

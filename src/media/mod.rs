@@ -15,6 +15,12 @@
 //! | `screen` | [`Screen`]: the session's compositor, idle card, display output | GStreamer |
 //! | `camera` | the publisher's capture pipeline, the "Camera unavailable" card, reopening | GStreamer |
 //! | `play` | [`PlayPipeline`]: H.264 / Opus in -> decode -> display and speaker | GStreamer |
+//! | `speaker` | [`Speaker`]: the session-long mix of all remote audio, echo probe, output | GStreamer |
+//! | `mix` | a live `audiomixer` fed with silence, appsrc inputs added and removed at runtime | GStreamer |
+//! | `publish_audio` | the publisher's audio branch: mic or tone, `webrtcdsp`, Opus | GStreamer |
+//! | `mic` | microphone capture in its own pipeline (hot-plug), [`AudioFeed`] | GStreamer |
+//! | `tap` | [`AudioTap`]: a speaker output a program reads and can unplug (tests) | GStreamer |
+//! | `reopen` | the thread that reopens a vanished audio device every second | GStreamer |
 //!
 //! Threads: GStreamer's streaming threads run the appsink callbacks, which never block (a full
 //! channel drops the frame and counts it) and never panic; one small bus thread per pipeline
@@ -27,18 +33,25 @@ pub mod display;
 mod error;
 pub mod h264;
 pub mod layout;
+mod mic;
+mod mix;
 mod play;
 pub mod playout;
 mod publish;
+mod publish_audio;
+mod reopen;
 mod screen;
 pub mod settings;
+mod speaker;
 pub mod stamp;
 pub mod stats;
+mod tap;
 pub mod tone;
 
 pub use camera::{CAMERA_CARD_TEXT, REOPEN_EVERY, SourceOpener, render_card};
 pub use common::init;
 pub use error::MediaError;
+pub use mic::AudioFeed;
 pub use play::{PlayPipeline, PlayStats, PushOutcome};
 pub use publish::{
     EncodedFrame, FIRST_FRAME_TIMEOUT, FrameKind, PreviewPipeline, PublishPipeline, PublishStats,
@@ -48,6 +61,8 @@ pub use settings::{
     AudioCapture, AudioPlayback, AudioSettings, DisplaySink, EncoderChoice, PlaySettings,
     PublishSettings, VideoSettings, VideoSource,
 };
+pub use speaker::{Speaker, SpeakerInput, SpeakerStats};
+pub use tap::AudioTap;
 
 #[cfg(test)]
 mod tests {
@@ -59,5 +74,8 @@ mod tests {
         send_sync::<super::PlayPipeline>();
         send_sync::<super::EncodedFrame>();
         send_sync::<super::MediaError>();
+        send_sync::<super::Speaker>();
+        send_sync::<super::SpeakerInput>();
+        send_sync::<super::AudioFeed>();
     }
 }

@@ -6,6 +6,7 @@
 //! video: appsrc -> h264parse -> decoder -> videoconvert -> display sink (none: I420 appsink;
 //!        on a [`Screen`](super::Screen): the same appsink, each picture passed on to it)
 //! audio: appsrc -> opusdec -> audioconvert -> audioresample -> audio sink (none: S16 appsink)
+//!        with a speaker: S16 appsink (synced) -> the session's [`Speaker`] mix
 //! ```
 //!
 //! Both appsrcs live in one pipeline, so they share its clock and base time; both streams are
@@ -29,6 +30,7 @@ use super::h264;
 use super::playout::Playout;
 use super::screen::ScreenInput;
 use super::settings::{AudioPlayback, DisplaySink, PlaySettings};
+use super::speaker::{Speaker, SpeakerInput};
 use super::stamp;
 use super::stats::{self, FrameOrder, LatencyWindow};
 use super::tone;
@@ -128,6 +130,7 @@ pub struct PlayPipeline {
     state: Shared,
     decoder: String,
     bus: BusWatch,
+    speaker_input: Option<Arc<SpeakerInput>>,
     /// The screen input pictures go to (taken on `stop`, which takes the picture off screen).
     screen: ScreenSlot,
 }
@@ -135,18 +138,38 @@ pub struct PlayPipeline {
 type ScreenSlot = Arc<Mutex<Option<ScreenInput>>>;
 
 impl PlayPipeline {
-    /// Builds the pipeline (not started).
+    /// Builds the pipeline (not started), with its own audio output (`settings.playback`).
     pub fn new(settings: &PlaySettings) -> Result<Self, MediaError> {
-        Self::build(settings, None)
+        Self::build(settings, None, None)
+    }
+
+    /// Builds the pipeline (not started) with its decoded audio going into `speaker`'s mix
+    /// (`settings.playback` is then the speaker's business, not this stream's). The audio
+    /// stats (`audio_frames_decoded`, `audio_tone_hz`, render lag) are kept as with `none`.
+    pub fn with_speaker(settings: &PlaySettings, speaker: &Speaker) -> Result<Self, MediaError> {
+        Self::build(settings, Some(Arc::new(speaker.add_input()?)), None)
     }
 
     /// Builds a pipeline whose pictures go to a [`Screen`](super::Screen) input (the display
     /// setting is then not used; the stats are those of the `none` sink).
     pub fn with_screen(settings: &PlaySettings, input: ScreenInput) -> Result<Self, MediaError> {
-        Self::build(settings, Some(input))
+        Self::build(settings, None, Some(input))
     }
 
-    fn build(settings: &PlaySettings, input: Option<ScreenInput>) -> Result<Self, MediaError> {
+    /// Both: audio into the session's speaker mix, pictures onto the session's screen.
+    pub fn with_speaker_and_screen(
+        settings: &PlaySettings,
+        speaker: &Speaker,
+        input: ScreenInput,
+    ) -> Result<Self, MediaError> {
+        Self::build(settings, Some(Arc::new(speaker.add_input()?)), Some(input))
+    }
+
+    fn build(
+        settings: &PlaySettings,
+        speaker_input: Option<Arc<SpeakerInput>>,
+        input: Option<ScreenInput>,
+    ) -> Result<Self, MediaError> {
         common::init()?;
         let pipeline = gst::Pipeline::with_name("play");
         let state: Shared = Arc::new(Mutex::new(State {
@@ -167,7 +190,13 @@ impl PlayPipeline {
             None => Display::Sink(settings.display),
         };
         let (video_src, decoder) = build_video(&pipeline, display, latency_ns, &state)?;
-        let audio_src = build_audio(&pipeline, &settings.playback, latency_ns, &state)?;
+        let audio_src = build_audio(
+            &pipeline,
+            &settings.playback,
+            speaker_input.clone(),
+            latency_ns,
+            &state,
+        )?;
         let bus = BusWatch::start(&pipeline)?;
         Ok(Self {
             pipeline,
@@ -177,6 +206,7 @@ impl PlayPipeline {
             decoder,
             bus,
             screen,
+            speaker_input,
         })
     }
 
@@ -196,11 +226,14 @@ impl PlayPipeline {
         Ok(())
     }
 
-    /// Stops decoding and releases the display and the speaker.
+    /// Stops decoding and releases the display and the speaker (or leaves the speaker's mix).
     pub fn stop(&self) {
         let _ = self.pipeline.set_state(gst::State::Null);
         let input = self.screen.lock().ok().and_then(|mut s| s.take());
         drop(input);
+        if let Some(i) = &self.speaker_input {
+            i.remove();
+        }
     }
 
     /// The decoder element in use (`avdec_h264`, `v4l2h264dec`).
@@ -349,6 +382,9 @@ impl PlayPipeline {
 impl Drop for PlayPipeline {
     fn drop(&mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);
+        if let Some(i) = &self.speaker_input {
+            i.remove();
+        }
     }
 }
 
@@ -571,6 +607,7 @@ fn build_video(
 fn build_audio(
     pipeline: &gst::Pipeline,
     playback: &AudioPlayback,
+    speaker: Option<Arc<SpeakerInput>>,
     latency_ns: i64,
     state: &Shared,
 ) -> Result<gst_app::AppSrc, MediaError> {
@@ -586,7 +623,13 @@ fn build_audio(
     let resample = make("audioresample", "aresample", "audio resampling")?;
     let mut tail: Vec<gst::Element> = Vec::new();
     let mut appsink = None;
-    match playback {
+    // With a speaker the decoded audio leaves through the `none` appsink, at its due time.
+    let own_output = if speaker.is_some() {
+        &AudioPlayback::None
+    } else {
+        playback
+    };
+    match own_output {
         AudioPlayback::None => {
             let filter = make("capsfilter", "arawcaps", "caps filter")?;
             filter.set_property(
@@ -648,6 +691,11 @@ fn build_audio(
                     }
                     for s in tone::first_channel_s16(map.as_slice(), 1) {
                         push_bounded(&mut st.tone, s, TONE_SAMPLES);
+                    }
+                    drop(st);
+                    drop(map);
+                    if let Some(input) = &speaker {
+                        input.push_buffer(buffer.to_owned());
                     }
                     Ok(gst::FlowSuccess::Ok)
                 })

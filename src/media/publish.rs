@@ -23,7 +23,8 @@ use tokio::sync::mpsc;
 
 use super::MediaError;
 use super::camera::{Camera, SourceOpener};
-use super::common::{self, BusWatch, make, set_if_present};
+use super::common::{self, BusWatch, make};
+use super::publish_audio::AudioBranch;
 use super::screen::ScreenInput;
 use super::settings::{
     AudioCapture, EncoderChoice, MIN_BITRATE_KBPS, PublishSettings, VideoSettings, VideoSource,
@@ -97,6 +98,12 @@ pub struct PublishStats {
     pub camera_losses: u64,
     /// Card pictures published.
     pub card_frames: u64,
+    /// What the audio branch publishes: `test tone 440 Hz`, `microphone hw:1,0`, empty for none.
+    pub audio_source: String,
+    /// For a microphone: open and delivering (`true`) or missing, silence published (`false`).
+    pub mic_on_device: Option<bool>,
+    /// Times the microphone was lost (unplugged, failed, went quiet) since the start.
+    pub mic_lost: u64,
 }
 
 #[derive(Default)]
@@ -189,6 +196,8 @@ pub struct PublishPipeline {
     video_label: Mutex<String>,
     /// The capture pipeline (its own, so the camera can come and go): `camera.rs`.
     camera: Arc<Camera>,
+    /// The microphone (hot-plug capture) and what the audio branch publishes.
+    audio: AudioBranch,
 }
 
 impl PublishPipeline {
@@ -236,7 +245,7 @@ impl PublishPipeline {
             &counters,
             tx.clone(),
         )?;
-        build_audio(&pipeline, settings, listing.as_ref(), &counters, tx)?;
+        let audio = build_audio(&pipeline, settings, listing.as_ref(), &counters, tx)?;
 
         let start_kbps = settings.video.max_bitrate_kbps;
         let bus = BusWatch::start(&pipeline)?;
@@ -251,6 +260,7 @@ impl PublishPipeline {
             video_fallbacks: Mutex::new(fallbacks),
             video_label: Mutex::new(label),
             camera,
+            audio,
         };
         me.apply_bitrate(start_kbps);
         Ok((me, rx))
@@ -270,7 +280,7 @@ impl PublishPipeline {
                 .map(|f| !f.is_empty())
                 .unwrap_or(false);
             let Err(e) = self.start_once(has_fallback) else {
-                return Ok(());
+                return self.audio.start_capture();
             };
             let next = self
                 .video_fallbacks
@@ -351,6 +361,7 @@ impl PublishPipeline {
     /// Stops capture and releases the devices (the pipelines go to NULL).
     pub fn stop(&self) {
         self.camera.stop();
+        self.audio.stop_capture();
         let _ = self.pipeline.set_state(gst::State::Null);
     }
 
@@ -413,6 +424,9 @@ impl PublishPipeline {
             showing_card: self.camera.showing_card(),
             camera_losses: self.camera.camera_losses(),
             card_frames: self.camera.card_frames(),
+            audio_source: self.audio.label.clone(),
+            mic_on_device: self.audio.mic_state().0,
+            mic_lost: self.audio.mic_state().1,
         }
     }
 }
@@ -420,6 +434,7 @@ impl PublishPipeline {
 impl Drop for PublishPipeline {
     fn drop(&mut self) {
         self.camera.stop();
+        self.audio.stop_capture();
         let _ = self.pipeline.set_state(gst::State::Null);
     }
 }
@@ -831,76 +846,20 @@ fn build_audio(
     listing: Option<&Listing>,
     counters: &Arc<Counters>,
     tx: mpsc::Sender<EncodedFrame>,
-) -> Result<(), MediaError> {
-    let a = &settings.audio;
-    let test = || -> Result<gst::Element, MediaError> {
-        let src = make("audiotestsrc", "asrc", "test audio source")?;
-        src.set_property("is-live", true);
-        src.set_property_from_str("wave", "sine");
-        src.set_property("freq", a.test_tone_hz);
-        src.set_property("volume", 0.3f64);
-        // 20 ms buffers, one Opus frame each: no extra buffering before the encoder.
-        src.set_property("samplesperbuffer", 960i32);
-        Ok(src)
+) -> Result<AudioBranch, MediaError> {
+    let Some((enc, branch)) = super::publish_audio::build(pipeline, settings, listing)? else {
+        return Ok(AudioBranch::default());
     };
-    let alsa = |pcm: &str| -> Result<gst::Element, MediaError> {
-        let src = make("alsasrc", "asrc", "ALSA capture")?;
-        src.set_property("device", pcm);
-        Ok(src)
-    };
-    let src = match &a.capture {
-        AudioCapture::None => return Ok(()),
-        AudioCapture::Test => test()?,
-        AudioCapture::Alsa(pcm) => alsa(pcm)?,
-        AudioCapture::Auto => {
-            // The chooser's microphone (USB, HAT), else ALSA's default, else the test tone.
-            let chosen = listing.and_then(|l| devices::choose(l, &settings.video.wanted()).capture);
-            let open = |pcm: &str| alsa(pcm).and_then(|s| common::probe(&s).map(|()| s));
-            let picked = chosen.as_deref().map(|pcm| {
-                open(pcm).inspect_err(|e| {
-                    tracing::warn!(pcm, error = %e, "audio capture auto: the chosen microphone does not open")
-                })
-            });
-            match picked {
-                Some(Ok(src)) => {
-                    tracing::info!(pcm = chosen.as_deref().unwrap_or(""), "audio capture auto");
-                    src
-                }
-                _ => match open("default") {
-                    Ok(src) => src,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "audio capture auto: no microphone answers, publishing the test tone");
-                        test()?
-                    }
-                },
-            }
-        }
-    };
-    let convert = make("audioconvert", "aconvert", "audio format conversion")?;
-    let resample = make("audioresample", "aresample", "audio resampling")?;
-    let raw = capsfilter(
-        "araw",
-        gst::Caps::builder("audio/x-raw")
-            .field("rate", 48_000i32)
-            .field("channels", 1i32)
-            .build(),
-    )?;
-    let enc = make("opusenc", "aenc", "Opus encoder")?;
-    enc.set_property_from_str("frame-size", "20");
-    enc.set_property("bitrate", a.bitrate_bps.clamp(6_000, 510_000) as i32);
-    enc.set_property_from_str("audio-type", "voice");
-    set_if_present(&enc, "inband-fec", "true");
     let sink = gst_app::AppSink::builder()
         .name("asink")
         .sync(false)
         .max_buffers(16)
         .drop(true)
         .build();
-    let chain = [&src, &convert, &resample, &raw, &enc, sink.upcast_ref()];
     pipeline
-        .add_many(chain)
-        .map_err(|e| MediaError::Init(format!("cannot add audio elements: {e}")))?;
-    common::link_all(&chain)?;
+        .add(&sink)
+        .map_err(|e| MediaError::Init(format!("cannot add the audio appsink: {e}")))?;
+    common::link_all(&[&enc, sink.upcast_ref()])?;
 
     let c = counters.clone();
     sink.set_callbacks(
@@ -930,7 +889,7 @@ fn build_audio(
             })
             .build(),
     );
-    Ok(())
+    Ok(branch)
 }
 
 /// The seed's local preview: the camera (as `[video] source` chooses it) shown on the display

@@ -46,8 +46,12 @@ pub enum AudioCapture {
     Test,
     /// No audio is published.
     None,
-    /// `alsasrc device=<pcm>`.
+    /// `alsasrc device=<pcm>`, in its own pipeline that is reopened every second while the
+    /// device is missing (silence is published meanwhile).
     Alsa(String),
+    /// PCM pushed by the program through an [`crate::media::AudioFeed`] (tests; not a config
+    /// value), with the same hot-plug handling as `Alsa`.
+    Feed(crate::media::AudioFeed),
 }
 
 /// `[audio] playback`.
@@ -259,15 +263,37 @@ pub struct AudioSettings {
     pub test_tone_hz: f64,
     /// Opus bitrate.
     pub bitrate_bps: u32,
+    /// Cancel the speaker's echo (`webrtcdsp echo-cancel=true delay-agnostic=true`); needs
+    /// [`echo_probe`](Self::echo_probe).
+    pub echo_cancel: bool,
+    /// `webrtcdsp noise-suppression`.
+    pub noise_suppression: bool,
+    /// `webrtcdsp gain-control` (automatic digital gain).
+    pub gain_control: bool,
+    /// The name of the running [`crate::media::Speaker`]'s echo probe (`Speaker::probe_name`).
+    pub echo_probe: Option<String>,
 }
 
 impl Default for AudioSettings {
+    /// No voice processing: the media layer alone has no speaker to cancel; the appliance turns
+    /// it on from `[audio]` (whose defaults are on).
     fn default() -> Self {
         Self {
             capture: AudioCapture::Auto,
             test_tone_hz: 440.0,
             bitrate_bps: 32_000,
+            echo_cancel: false,
+            noise_suppression: false,
+            gain_control: false,
+            echo_probe: None,
         }
+    }
+}
+
+impl AudioSettings {
+    /// Whether the microphone path gets a `webrtcdsp`.
+    pub fn voice_processing(&self) -> bool {
+        self.echo_cancel || self.noise_suppression || self.gain_control
     }
 }
 

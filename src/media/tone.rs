@@ -5,6 +5,9 @@
 //! frequency is (crossings - 1) periods over the time between the first and the last crossing.
 //! On a clean sine this is exact to well under 0.1 % over 100 ms; on noise or silence it returns
 //! `None` (fewer than two crossings, or a signal below `min_amplitude`).
+//!
+//! [`level_db`] measures how strong one known frequency is (Goertzel), for several tones mixed
+//! together (the speaker mix, echo against near-end speech).
 
 /// Estimated frequency in Hz of the dominant tone in `samples` at `rate` Hz, or `None` when the
 /// signal is too quiet or too short to tell.
@@ -32,6 +35,31 @@ pub fn estimate_hz(samples: &[f32], rate: u32, min_amplitude: f32) -> Option<f64
     }
     let first = first?;
     (count >= 2 && last > first).then(|| f64::from(count - 1) * f64::from(rate) / (last - first))
+}
+
+/// Level of the `hz` component of `samples` in dB relative to a full-scale sine (0 dB = amplitude
+/// 1.0), by the Goertzel algorithm over the whole slice with a Hann window. Components more than
+/// a few bins away (`rate / len` Hz each) do not count. Silence gives a very low number, never NaN.
+pub fn level_db(samples: &[f32], rate: u32, hz: f64) -> f64 {
+    let n = samples.len();
+    if n < 2 || rate == 0 {
+        return -200.0;
+    }
+    let w = 2.0 * std::f64::consts::PI * hz / f64::from(rate);
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0f64, 0f64);
+    let mut window_sum = 0f64;
+    for (i, &x) in samples.iter().enumerate() {
+        let hann = 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / (n - 1) as f64).cos();
+        window_sum += hann;
+        let s0 = f64::from(x) * hann + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+    // A sine of amplitude A gives |X| = A * sum(window) / 2.
+    let amplitude = 2.0 * power.max(0.0).sqrt() / window_sum;
+    20.0 * amplitude.max(1e-10).log10()
 }
 
 /// Samples of interleaved S16 PCM, first channel only, as floats in [-1, 1).
@@ -78,6 +106,21 @@ mod tests {
         assert_eq!(estimate_hz(&[0.0; 4800], 48_000, 0.01), None);
         assert_eq!(estimate_hz(&[0.5, -0.5], 48_000, 0.01), None);
         assert_eq!(estimate_hz(&[], 48_000, 0.01), None);
+    }
+
+    #[test]
+    fn level_separates_mixed_tones() {
+        let a = sine(600.0, 48_000, 24_000, 0.5, 0.3);
+        let b = sine(1700.0, 48_000, 24_000, 0.05, 1.1);
+        let mix: Vec<f32> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
+        let l600 = level_db(&mix, 48_000, 600.0);
+        let l1700 = level_db(&mix, 48_000, 1700.0);
+        assert!((l600 - 20.0 * 0.5f64.log10()).abs() < 0.5, "{l600}");
+        assert!((l1700 - 20.0 * 0.05f64.log10()).abs() < 0.5, "{l1700}");
+        // A frequency that is not there is far below both.
+        assert!(level_db(&mix, 48_000, 1100.0) < l1700 - 30.0);
+        assert!(level_db(&[0.0; 4800], 48_000, 600.0) < -150.0);
+        assert_eq!(level_db(&[], 48_000, 600.0), -200.0);
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub fn publish_settings(width: u32, height: u32, fps: u32, max_kbps: u32) -> Pub
             capture: AudioCapture::Test,
             test_tone_hz: 440.0,
             bitrate_bps: 32_000,
+            ..AudioSettings::default()
         },
         channel_capacity: 256,
     }

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests. Each test file uses a part of them.
 #![allow(dead_code)]
 
+pub mod audio;
 pub mod callsim;
 pub mod media;
 pub mod rtc_client;
