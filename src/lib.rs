@@ -31,6 +31,7 @@ pub mod appliance;
 pub mod auth;
 pub mod devices;
 pub mod engine;
+pub mod ice_tcp;
 pub mod protocol;
 pub mod room;
 // The SFU (issue 3) joins in its own commit.

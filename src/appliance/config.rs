@@ -49,6 +49,8 @@ pub struct DeviceConfig {
     pub gpio: Option<GpioSection>,
     #[serde(default)]
     pub status: StatusSection,
+    #[serde(default)]
+    pub network: NetworkSection,
 }
 
 /// `[server]`
@@ -292,6 +294,31 @@ pub struct StatusSection {
     pub listen: Option<SocketAddr>,
 }
 
+/// `[network]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkSection {
+    /// Seconds UDP media gets to connect before the device falls back to ICE-TCP (0 = never).
+    pub ice_tcp_fallback_secs: f64,
+}
+
+impl Default for NetworkSection {
+    fn default() -> Self {
+        NetworkSection {
+            ice_tcp_fallback_secs: crate::engine::DEFAULT_TCP_FALLBACK_AFTER.as_secs_f64(),
+        }
+    }
+}
+
+impl NetworkSection {
+    /// The engine's `tcp_fallback_after`.
+    pub fn tcp_fallback_after(&self) -> Option<std::time::Duration> {
+        (self.ice_tcp_fallback_secs > 0.0)
+            .then(|| std::time::Duration::try_from_secs_f64(self.ice_tcp_fallback_secs).ok())
+            .flatten()
+    }
+}
+
 /// How the device authenticates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Auth {
@@ -420,6 +447,14 @@ impl DeviceConfig {
                 return Err(("gpio", "long_press_s", "must be 0.5 to 60 seconds".into()));
             }
         }
+        let f = self.network.ice_tcp_fallback_secs;
+        if !(f == 0.0 || (0.5..=10.0).contains(&f)) {
+            return Err((
+                "network",
+                "ice_tcp_fallback_secs",
+                "must be 0 (never) or 0.5 to 10 seconds (the media connect timeout is 15 s)".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -517,6 +552,28 @@ id = "room1"
             .unwrap_err()
             .to_string();
         assert!(e.contains("gain_control") && e.contains("line 11"), "{e}");
+    }
+
+    #[test]
+    fn ice_tcp_fallback_key() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(
+            c.network.tcp_fallback_after(),
+            Some(std::time::Duration::from_secs(3))
+        );
+        let c = parse(&format!("{GOOD}[network]\nice_tcp_fallback_secs = 0\n")).unwrap();
+        assert_eq!(c.network.tcp_fallback_after(), None);
+        let c = parse(&format!("{GOOD}[network]\nice_tcp_fallback_secs = 1.5\n")).unwrap();
+        assert_eq!(
+            c.network.tcp_fallback_after(),
+            Some(std::time::Duration::from_millis(1500))
+        );
+        for bad in ["-1", "0.1", "30", "nan"] {
+            let e = parse(&format!("{GOOD}[network]\nice_tcp_fallback_secs = {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("ice_tcp_fallback_secs"), "{bad}: {e}");
+        }
     }
 
     #[test]

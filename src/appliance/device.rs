@@ -173,6 +173,7 @@ pub async fn run_with_screen(
     };
     let mut opts = EngineOptions::new(&cfg.server.url);
     opts.allow_insecure = cfg.server.allow_insecure;
+    opts.config.tcp_fallback_after = cfg.network.tcp_fallback_after();
     // Buttons and LEDs first: a wrong line is a config error worth failing on.
     let (button_tasks, mut buttons, leds) = match &cfg.gpio {
         Some(g) => {

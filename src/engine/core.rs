@@ -13,6 +13,7 @@ use rand::{Rng, SeedableRng};
 use super::events::{Event, PlayerState, PublisherState, RoomState, RoomStateReason, code};
 use super::media_session::{MediaOutput, MediaSession, ReceivedFrame, TrackKind, TrackOp};
 use crate::auth::appsign;
+use crate::ice_tcp::Transport;
 use crate::protocol::{
     ClientMessage, ErrorCode, Login, PROTOCOL_VERSION, ServerMessage, StreamInfo, UpdateType,
     UserInfo,
@@ -52,6 +53,10 @@ pub struct EngineConfig {
     pub media_loss_timeout: Duration,
     /// Media not connected this long after an offer counts as a lost connection.
     pub media_connect_timeout: Duration,
+    /// ICE-TCP fallback: media (UDP ICE checks) not connected this long after the first offer
+    /// makes the engine connect a TCP stream to the SFU's passive TCP candidate and carry media
+    /// over it (RFC 6544). `None` = never. Well under `media_connect_timeout`.
+    pub tcp_fallback_after: Option<Duration>,
 }
 
 impl Default for EngineConfig {
@@ -63,9 +68,16 @@ impl Default for EngineConfig {
             reconnect_limit: None,
             media_loss_timeout: Duration::from_secs(5),
             media_connect_timeout: Duration::from_secs(15),
+            tcp_fallback_after: Some(DEFAULT_TCP_FALLBACK_AFTER),
         }
     }
 }
+
+/// Default for [`EngineConfig::tcp_fallback_after`]: UDP ICE on a working path connects in well
+/// under a second (one round trip per check, checks every 50 ms); 3 s leaves room for a slow
+/// or lossy path before the engine decides UDP is blocked, and keeps the fallback call's
+/// start-up short.
+pub const DEFAULT_TCP_FALLBACK_AFTER: Duration = Duration::from_secs(3);
 
 /// What the application asks of the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,11 +126,18 @@ pub enum CoreOutput {
     Send(ClientMessage),
     /// Tell the application.
     Event(Event),
-    /// Send a datagram from the media socket.
+    /// Send a media packet: a datagram from the media UDP socket, or (`Tcp`) a frame on the
+    /// ICE-TCP stream (framed by the adapter, RFC 4571).
     Transmit {
+        transport: Transport,
         destination: SocketAddr,
         contents: Vec<u8>,
     },
+    /// UDP did not connect in time: open a TCP stream to the SFU's ICE-TCP candidate and answer
+    /// with `handle_tcp_connected` or `handle_tcp_closed`.
+    TcpConnect { destination: SocketAddr },
+    /// Close the ICE-TCP stream (the media session it served is gone).
+    TcpDisconnect,
     /// A frame of a played stream, for its decoder.
     Frame(ReceivedFrame),
     /// Start or stop capturing and encoding for a published stream.
@@ -173,6 +192,17 @@ struct Play {
     accepted: bool,
 }
 
+/// The ICE-TCP fallback path of the current media session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TcpPath {
+    /// Not needed (yet).
+    Idle,
+    Connecting,
+    Up,
+    /// Connecting failed or the stream closed: no second try for this media session.
+    Failed,
+}
+
 /// The core.
 pub struct EngineCore {
     profile: EngineProfile,
@@ -192,6 +222,7 @@ pub struct EngineCore {
     media: Option<MediaSession>,
     media_down_since: Option<Instant>,
     media_started: Option<Instant>,
+    tcp: TcpPath,
     mic_muted: bool,
     camera_off: bool,
     out: VecDeque<CoreOutput>,
@@ -230,6 +261,7 @@ impl EngineCore {
             media: None,
             media_down_since: None,
             media_started: None,
+            tcp: TcpPath::Idle,
             mic_muted: false,
             camera_off: false,
             out: VecDeque::new(),
@@ -456,7 +488,7 @@ impl EngineCore {
             });
         }
         self.players.clear();
-        self.media = None;
+        self.drop_media();
     }
 
     fn close_connection(&mut self) {
@@ -465,7 +497,7 @@ impl EngineCore {
             self.out.push_back(CoreOutput::Disconnect);
         }
         self.next_heartbeat = None;
-        self.media = None;
+        self.drop_media();
         self.media_down_since = None;
         self.media_started = None;
     }
@@ -1040,7 +1072,7 @@ impl EngineCore {
             });
         }
         // A new signalling session has a new WebRTC session: publish and play again.
-        self.media = None;
+        self.drop_media();
         self.media_started = None;
         self.media_down_since = None;
         let pubs: Vec<String> = self.publishers.keys().cloned().collect();
@@ -1148,6 +1180,66 @@ impl EngineCore {
         self.after(now);
     }
 
+    /// One deframed packet from the ICE-TCP stream.
+    pub fn handle_tcp(&mut self, now: Instant, source: SocketAddr, data: &[u8]) {
+        self.now = now;
+        if let Some(m) = &mut self.media {
+            m.handle_receive_on(now, Transport::Tcp, source, data);
+        }
+        self.after(now);
+    }
+
+    /// The ICE-TCP stream asked for by `TcpConnect` is connected from `local`.
+    pub fn handle_tcp_connected(&mut self, now: Instant, local: SocketAddr) {
+        self.now = now;
+        match (&mut self.media, self.tcp) {
+            (Some(m), TcpPath::Connecting) => {
+                self.tcp = TcpPath::Up;
+                m.add_tcp_path(now, local);
+            }
+            // The media session it was for is gone.
+            _ => self.out.push_back(CoreOutput::TcpDisconnect),
+        }
+        self.after(now);
+    }
+
+    /// The ICE-TCP stream could not be opened, or closed.
+    pub fn handle_tcp_closed(&mut self, now: Instant, reason: &str) {
+        self.now = now;
+        if matches!(self.tcp, TcpPath::Connecting | TcpPath::Up) {
+            tracing::info!(reason, "the ICE-TCP stream closed");
+            self.tcp = TcpPath::Failed;
+        }
+        self.after(now);
+    }
+
+    /// The transport the media session's packets go over, once connected.
+    pub fn media_transport(&self) -> Option<Transport> {
+        self.media
+            .as_ref()
+            .filter(|m| m.is_connected())
+            .and_then(MediaSession::transport)
+    }
+
+    /// Forgets the media session and its ICE-TCP stream.
+    fn drop_media(&mut self) {
+        self.media = None;
+        if matches!(self.tcp, TcpPath::Connecting | TcpPath::Up) {
+            self.out.push_back(CoreOutput::TcpDisconnect);
+        }
+        self.tcp = TcpPath::Idle;
+    }
+
+    /// When the ICE-TCP fallback is due, while it may still happen.
+    fn tcp_fallback_due(&self) -> Option<Instant> {
+        let after = self.config.tcp_fallback_after?;
+        let m = self.media.as_ref()?;
+        if self.tcp != TcpPath::Idle || m.is_connected() || m.remote_tcp_candidates().is_empty() {
+            return None;
+        }
+        Some(self.media_started? + after)
+    }
+
     /// An encoded frame of a published stream (`rtp_time` in 90 kHz video / 48 kHz audio ticks).
     pub fn write_frame(
         &mut self,
@@ -1243,9 +1335,11 @@ impl EngineCore {
             while let Some(o) = m.poll_output() {
                 match o {
                     MediaOutput::Transmit {
+                        transport,
                         destination,
                         contents,
                     } => self.out.push_back(CoreOutput::Transmit {
+                        transport,
                         destination,
                         contents,
                     }),
@@ -1268,6 +1362,16 @@ impl EngineCore {
         }
         if self.conn != Conn::Up {
             return;
+        }
+        if self.tcp_fallback_due().is_some_and(|t| now >= t)
+            && let Some(&destination) = self
+                .media
+                .as_ref()
+                .and_then(|m| m.remote_tcp_candidates().first())
+        {
+            tracing::info!(%destination, "UDP media did not connect in time; trying ICE-TCP");
+            self.tcp = TcpPath::Connecting;
+            self.out.push_back(CoreOutput::TcpConnect { destination });
         }
         let failed = self.media.as_ref().is_some_and(MediaSession::is_failed);
         let down_too_long = self
@@ -1317,6 +1421,7 @@ impl EngineCore {
             consider(*next);
         }
         consider(self.media.as_ref().and_then(MediaSession::poll_timeout));
+        consider(self.tcp_fallback_due());
         t
     }
 }

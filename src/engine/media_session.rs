@@ -6,6 +6,11 @@
 //! m-lines, playing a recvonly pair; changes made while an offer is out wait for its answer and
 //! go into the next offer. Stopping does not renegotiate: the SFU stops forwarding and the
 //! m-lines stay idle until the session is rebuilt (on reconnect).
+//!
+//! ICE-TCP (RFC 6544): the session remembers the SFU's passive TCP candidates. When its owner
+//! has connected a TCP stream to one ([`MediaSession::add_tcp_path`]), an active TCP host
+//! candidate with the stream's local address joins ICE, and str0m checks and nominates that
+//! pair like any other; packets on it are tagged [`Transport::Tcp`].
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -17,6 +22,9 @@ use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaKind, MediaTi
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 
+use str0m::net::TcpType;
+
+use crate::ice_tcp::Transport;
 use crate::protocol::TrackMids;
 
 /// Audio or video.
@@ -46,8 +54,10 @@ pub enum TrackOp {
 /// What the media session asks of its owner.
 #[derive(Debug)]
 pub enum MediaOutput {
-    /// Send this datagram from the media socket.
+    /// Send this packet: a datagram from the media UDP socket, or (`Tcp`) a frame on the
+    /// ICE-TCP stream.
     Transmit {
+        transport: Transport,
         destination: SocketAddr,
         contents: Vec<u8>,
     },
@@ -97,6 +107,12 @@ pub struct MediaSession {
     connected: bool,
     next_timeout: Option<Instant>,
     failed: bool,
+    /// The SFU's passive ICE-TCP candidates (from the answer or trickled).
+    remote_tcp: Vec<SocketAddr>,
+    /// The local address of the ICE-TCP stream, once connected.
+    tcp_local: Option<SocketAddr>,
+    /// The transport DTLS/RTP last went out on (the nominated pair's).
+    selected: Option<Transport>,
 }
 
 impl MediaSession {
@@ -128,6 +144,46 @@ impl MediaSession {
             connected: false,
             next_timeout: Some(now),
             failed: false,
+            remote_tcp: Vec::new(),
+            tcp_local: None,
+            selected: None,
+        }
+    }
+
+    /// The SFU's passive ICE-TCP candidates known so far.
+    pub fn remote_tcp_candidates(&self) -> &[SocketAddr] {
+        &self.remote_tcp
+    }
+
+    /// The transport media goes over (the nominated pair's), once any has gone out.
+    pub fn transport(&self) -> Option<Transport> {
+        self.selected
+    }
+
+    /// A TCP stream from `local` to one of the SFU's passive candidates is connected: ICE
+    /// checks the pair and may nominate it.
+    pub fn add_tcp_path(&mut self, now: Instant, local: SocketAddr) {
+        if self.tcp_local.is_some() || self.failed {
+            return;
+        }
+        let c = Candidate::builder()
+            .tcp()
+            .host(local)
+            .tcptype(TcpType::Active)
+            .build();
+        if let Ok(c) = c {
+            self.tcp_local = Some(local);
+            self.rtc.add_local_candidate(c);
+            self.handle_timeout(now);
+        }
+    }
+
+    fn note_candidate(&mut self, c: &Candidate) {
+        if c.proto() == Protocol::Tcp
+            && c.tcptype() == Some(TcpType::Passive)
+            && !self.remote_tcp.contains(&c.addr())
+        {
+            self.remote_tcp.push(c.addr());
         }
     }
 
@@ -196,6 +252,14 @@ impl MediaSession {
         sdp: &str,
     ) -> Result<Option<Negotiation>, String> {
         let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| format!("bad SDP answer: {e}"))?;
+        for line in sdp.lines() {
+            if let Some(c) = line.trim().strip_prefix("a=")
+                && c.starts_with("candidate:")
+                && let Ok(c) = Candidate::from_sdp_string(c)
+            {
+                self.note_candidate(&c);
+            }
+        }
         let Some(pending) = self.pending.take() else {
             return Err("an answer arrived with no offer out".into());
         };
@@ -213,6 +277,7 @@ impl MediaSession {
     /// A remote ICE candidate trickled by the SFU.
     pub fn add_remote_candidate(&mut self, now: Instant, candidate: &str) {
         if let Ok(c) = Candidate::from_sdp_string(candidate) {
+            self.note_candidate(&c);
             self.rtc.add_remote_candidate(c);
             self.handle_timeout(now);
         }
@@ -311,15 +376,33 @@ impl MediaSession {
 
     /// A datagram from the SFU.
     pub fn handle_receive(&mut self, now: Instant, source: SocketAddr, data: &[u8]) {
+        self.handle_receive_on(now, Transport::Udp, source, data);
+    }
+
+    /// A packet from the SFU: a UDP datagram or one deframed ICE-TCP packet.
+    pub fn handle_receive_on(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        source: SocketAddr,
+        data: &[u8],
+    ) {
         let Ok(contents) = data.try_into() else {
             return;
+        };
+        let (proto, destination) = match transport {
+            Transport::Udp => (Protocol::Udp, self.local),
+            Transport::Tcp => match self.tcp_local {
+                Some(l) => (Protocol::Tcp, l),
+                None => return,
+            },
         };
         let input = Input::Receive(
             now,
             Receive {
-                proto: Protocol::Udp,
+                proto,
                 source,
-                destination: self.local,
+                destination,
                 contents,
             },
         );
@@ -365,10 +448,22 @@ impl MediaSession {
                     self.next_timeout = Some(t);
                     return;
                 }
-                Output::Transmit(t) => self.out.push_back(MediaOutput::Transmit {
-                    destination: t.destination,
-                    contents: t.contents.into(),
-                }),
+                Output::Transmit(t) => {
+                    let transport = match t.proto {
+                        Protocol::Udp => Transport::Udp,
+                        _ => Transport::Tcp,
+                    };
+                    let contents: Vec<u8> = t.contents.into();
+                    // RFC 7983: anything but STUN goes out on the nominated pair.
+                    if contents.first().is_some_and(|b| *b > 3) {
+                        self.selected = Some(transport);
+                    }
+                    self.out.push_back(MediaOutput::Transmit {
+                        transport,
+                        destination: t.destination,
+                        contents,
+                    });
+                }
                 Output::Event(e) => self.on_event(e),
             }
         }

@@ -16,6 +16,8 @@ use tokio_tungstenite::tungstenite::Message;
 use super::core::{Command, CoreOutput, EngineConfig, EngineCore, EngineProfile};
 use super::events::{Event, PlayerState, PublisherState, RoomState};
 use super::media_session::{ReceivedFrame, TrackKind};
+use super::tcp_link::{LinkEvent, TcpLink};
+use crate::ice_tcp::Transport;
 
 /// Why the engine could not start or take a request.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +110,8 @@ pub struct EngineStatus {
     pub players: HashMap<String, PlayerStatus>,
     /// Latest bandwidth estimate (bits per second).
     pub target_bitrate_bps: u64,
+    /// The transport media goes over while connected: UDP, or TCP after the ICE-TCP fallback.
+    pub media_transport: Option<Transport>,
 }
 
 #[derive(Debug, Clone)]
@@ -221,6 +225,7 @@ impl Engine {
             rtp_base: HashMap::new(),
             keyframe_asked: HashMap::new(),
             preview: None,
+            tcp: None,
         };
         let task = tokio::spawn(run.run());
         Ok((
@@ -389,6 +394,8 @@ struct Runtime {
     keyframe_asked: HashMap<String, Instant>,
     /// The local preview, while it runs.
     preview: Option<Box<dyn Send>>,
+    /// The ICE-TCP stream, when the core fell back to it.
+    tcp: Option<TcpLink>,
 }
 
 impl Runtime {
@@ -467,6 +474,27 @@ impl Runtime {
                         self.core.handle_udp(Instant::now(), source, &buf[..n]);
                     }
                 }
+                ev = async {
+                    match self.tcp.as_mut() {
+                        Some(l) => l.next().await,
+                        None => std::future::pending().await,
+                    }
+                } => match ev {
+                    Some(LinkEvent::Connected { local }) => {
+                        self.core.handle_tcp_connected(Instant::now(), local);
+                    }
+                    Some(LinkEvent::Packet { source, data }) => {
+                        self.core.handle_tcp(Instant::now(), source, &data);
+                    }
+                    Some(LinkEvent::Closed(reason)) => {
+                        self.tcp = None;
+                        self.core.handle_tcp_closed(Instant::now(), &reason);
+                    }
+                    None => {
+                        self.tcp = None;
+                        self.core.handle_tcp_closed(Instant::now(), "the ICE-TCP task ended");
+                    }
+                },
                 f = frames_rx.recv() => {
                     if let Some(f) = f {
                         self.write_frame(f);
@@ -544,6 +572,10 @@ impl Runtime {
     }
 
     fn drain(&mut self, frames_tx: &mpsc::Sender<EncodedFrame>) {
+        let transport = self.core.media_transport();
+        if let Ok(mut s) = self.status.lock() {
+            s.media_transport = transport;
+        }
         while let Some(o) = self.core.poll_output() {
             match o {
                 CoreOutput::Connect => {
@@ -587,11 +619,25 @@ impl Runtime {
                     let _ = self.events.send(e);
                 }
                 CoreOutput::Transmit {
+                    transport: Transport::Udp,
                     destination,
                     contents,
                 } => {
                     let _ = self.udp.try_send_to(&contents, destination);
                 }
+                CoreOutput::Transmit {
+                    transport: Transport::Tcp,
+                    contents,
+                    ..
+                } => {
+                    if let Some(l) = &self.tcp {
+                        l.send(&contents);
+                    }
+                }
+                CoreOutput::TcpConnect { destination } => {
+                    self.tcp = Some(TcpLink::connect(destination));
+                }
+                CoreOutput::TcpDisconnect => self.tcp = None,
                 CoreOutput::Frame(f) => {
                     if let Ok(mut s) = self.status.lock()
                         && let Some(p) = s.players.get_mut(&f.stream_id)

@@ -86,8 +86,11 @@ impl Default for SessionSection {
 pub struct MediaSection {
     /// The one UDP port for all WebRTC sessions (0 = any free port).
     pub udp_port: u16,
-    /// ICE-TCP port (0 = off).
+    /// ICE-TCP port for passive TCP candidates (RFC 6544), for networks that block UDP
+    /// (0 = off).
     pub tcp_port: u16,
+    /// ICE-TCP connections open at once; more are closed at accept.
+    pub tcp_max_connections: usize,
     /// Addresses advertised as ICE candidates (default: the listen address when it is specific,
     /// else 127.0.0.1).
     pub candidate_ips: Vec<IpAddr>,
@@ -98,6 +101,7 @@ impl Default for MediaSection {
         MediaSection {
             udp_port: 50000,
             tcp_port: 0,
+            tcp_max_connections: 256,
             candidate_ips: Vec::new(),
         }
     }

@@ -3,6 +3,8 @@
 //! outgoing queue; a session that does not read its messages is dropped rather than buffered
 //! without bound. The room's media commands go to the SFU in order, and the SFU's signalling
 //! (answers, candidates, media errors) goes out through the same connection queues.
+//! ICE-TCP connections ([`super::ice_tcp`]) register here by remote address; the SFU's TCP
+//! transmits are framed and queued to the connection with that address.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::ice_tcp::{self, Transport};
 use crate::protocol::{ErrorCode, ServerMessage};
 use crate::room::{MediaCommand, Now, RoomConfig, RoomOutput, RoomService, SessionId};
 use crate::sfu::{Sfu, SfuConfig, SfuOutput};
@@ -49,6 +52,24 @@ pub enum HubEvent {
     Reload {
         config: RoomConfig,
     },
+    /// An ICE-TCP connection was accepted; frames for `remote` go to `tx`.
+    TcpOpen {
+        remote: SocketAddr,
+        tx: mpsc::Sender<Vec<u8>>,
+    },
+    /// One deframed packet from an ICE-TCP connection (`local` = the address it was accepted on).
+    TcpPacket {
+        remote: SocketAddr,
+        local: SocketAddr,
+        data: Vec<u8>,
+    },
+    /// An ICE-TCP connection ended (`bad_frame`: closed for a framing error).
+    TcpClosed {
+        remote: SocketAddr,
+        bad_frame: bool,
+    },
+    /// An ICE-TCP connection was closed at accept: the connection limit was reached.
+    TcpRefused,
     /// Kick everyone and reply when the last session is gone.
     Shutdown {
         reply: oneshot::Sender<()>,
@@ -75,6 +96,9 @@ pub struct Hub {
     udp_local: SocketAddr,
     sfu_timeout: Option<Instant>,
     conns: HashMap<SessionId, mpsc::Sender<Outgoing>>,
+    /// Open ICE-TCP connections by remote address.
+    tcp: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    tcp_stats: TcpStats,
     rx: mpsc::Receiver<HubEvent>,
     shutdown_waiters: Vec<oneshot::Sender<()>>,
 }
@@ -95,6 +119,8 @@ impl Hub {
             udp_local,
             sfu_timeout: None,
             conns: HashMap::new(),
+            tcp: HashMap::new(),
+            tcp_stats: TcpStats::default(),
             rx,
             shutdown_waiters: Vec::new(),
         })
@@ -154,10 +180,30 @@ impl Hub {
                 self.room.disconnect(t, session);
                 self.conns.remove(&session);
             }
+            HubEvent::TcpOpen { remote, tx } => {
+                self.tcp_stats.accepted += 1;
+                self.tcp.insert(remote, tx);
+            }
+            HubEvent::TcpPacket {
+                remote,
+                local,
+                data,
+            } => {
+                self.sfu
+                    .handle_receive_on(Instant::now(), Transport::Tcp, remote, local, &data);
+            }
+            HubEvent::TcpClosed { remote, bad_frame } => {
+                self.tcp.remove(&remote);
+                if bad_frame {
+                    self.tcp_stats.bad_frames += 1;
+                }
+            }
+            HubEvent::TcpRefused => self.tcp_stats.refused += 1,
             HubEvent::Metrics { reply } => {
                 let mut out = String::new();
                 self.room.write_metrics(&mut out);
                 self.sfu.write_metrics(&mut out);
+                self.tcp_stats.write(self.tcp.len(), &mut out);
                 let _ = reply.send(out);
             }
             HubEvent::Reload { config } => self.room.reload(config),
@@ -195,6 +241,7 @@ impl Hub {
         loop {
             match self.sfu.poll_output() {
                 SfuOutput::Transmit {
+                    transport: Transport::Udp,
                     destination,
                     contents,
                     ..
@@ -202,6 +249,19 @@ impl Hub {
                     // UDP semantics: a datagram the kernel cannot take now is lost, and the
                     // WebRTC layer (NACK, rate control) deals with it.
                     let _ = self.udp.try_send_to(&contents, destination);
+                }
+                SfuOutput::Transmit {
+                    transport: Transport::Tcp,
+                    destination,
+                    contents,
+                    ..
+                } => {
+                    // The same loss semantics on a full write queue: whole frames only.
+                    if let (Some(tx), Ok(frame)) =
+                        (self.tcp.get(&destination), ice_tcp::encode(&contents))
+                    {
+                        let _ = tx.try_send(frame);
+                    }
                 }
                 SfuOutput::Signal { session, message } => {
                     // The room logic owns stream lifetimes and already told the players.
@@ -240,5 +300,27 @@ impl Hub {
 
     fn media(&mut self, cmd: MediaCommand) {
         self.sfu.handle_command(Instant::now(), cmd);
+    }
+}
+
+/// ICE-TCP connection counters.
+#[derive(Debug, Default)]
+struct TcpStats {
+    accepted: u64,
+    refused: u64,
+    bad_frames: u64,
+}
+
+impl TcpStats {
+    fn write(&self, open: usize, out: &mut String) {
+        use std::fmt::Write;
+        let _ = writeln!(
+            out,
+            "# TYPE roomcam_ice_tcp_connections gauge\nroomcam_ice_tcp_connections {open}\n\
+             # TYPE roomcam_ice_tcp_accepted_total counter\nroomcam_ice_tcp_accepted_total {}\n\
+             # TYPE roomcam_ice_tcp_refused_total counter\nroomcam_ice_tcp_refused_total {}\n\
+             # TYPE roomcam_ice_tcp_bad_frames_total counter\nroomcam_ice_tcp_bad_frames_total {}",
+            self.accepted, self.refused, self.bad_frames
+        );
     }
 }

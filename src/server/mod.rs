@@ -5,6 +5,7 @@
 pub mod config;
 pub mod http;
 pub mod hub;
+pub mod ice_tcp;
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -32,6 +33,8 @@ pub enum ServerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot open the ICE-TCP listener on port {port} ([media] tcp_port): {source}")]
+    BindTcp { port: u16, source: std::io::Error },
 }
 
 /// A handle to a running hub, for reloads from outside (SIGHUP).
@@ -79,10 +82,14 @@ pub async fn run_with_control(
     on_start: impl FnOnce(Control),
 ) -> Result<(), ServerError> {
     let (hub_tx, hub_rx) = mpsc::channel(4096);
-    let (udp, sfu_config) = media_socket(&config).await?;
+    let (udp, tcp, sfu_config) = media_socket(&config).await?;
     let hub =
         Hub::new(config.room_config(), sfu_config, udp, hub_rx).map_err(ServerError::Serve)?;
     let hub_task = tokio::spawn(hub.run());
+    let tcp_task = tcp.map(|l| {
+        let max = config.media.tcp_max_connections;
+        tokio::spawn(ice_tcp::accept_loop(l, hub_tx.clone(), max))
+    });
     on_start(Control {
         hub: hub_tx.clone(),
     });
@@ -124,13 +131,17 @@ pub async fn run_with_control(
     };
     drop(hub_tx);
     hub_task.abort();
+    if let Some(t) = tcp_task {
+        t.abort();
+    }
     result
 }
 
-/// Opens the one media UDP socket and works out the ICE candidates to advertise.
+/// Opens the one media UDP socket (and the ICE-TCP listener when `[media] tcp_port` is set)
+/// and works out the ICE candidates to advertise.
 async fn media_socket(
     config: &ServerConfig,
-) -> Result<(UdpSocket, crate::sfu::SfuConfig), ServerError> {
+) -> Result<(UdpSocket, Option<TcpListener>, crate::sfu::SfuConfig), ServerError> {
     let listen_ip = config.listen.ip();
     let bind_ip = if listen_ip.is_loopback() {
         listen_ip
@@ -156,15 +167,28 @@ async fn media_socket(
         );
         vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]
     };
+    let tcp_port = config.media.tcp_port;
+    let (tcp, tcp_candidates) = match ice_tcp::bind(bind_ip, tcp_port, &ips).await {
+        Ok(Some((l, c))) => (Some(l), c),
+        Ok(None) => (None, Vec::new()),
+        Err(source) => {
+            return Err(ServerError::BindTcp {
+                port: tcp_port,
+                source,
+            });
+        }
+    };
     let candidates: Vec<SocketAddr> = ips
         .into_iter()
         .map(|ip| SocketAddr::new(ip, port))
         .collect();
-    tracing::info!(?candidates, "media UDP socket open");
+    tracing::info!(?candidates, ?tcp_candidates, "media sockets open");
     Ok((
         udp,
+        tcp,
         crate::sfu::SfuConfig {
             candidates,
+            tcp_candidates,
             ..Default::default()
         },
     ))

@@ -138,8 +138,19 @@ impl Sfu {
                         .lines()
                         .find_map(|l| l.trim().strip_prefix("a=mid:"))
                         .map(str::to_string);
-                    for c in self.config.candidates.clone() {
-                        if let Ok(cand) = Candidate::host(c, "udp") {
+                    let udp = self
+                        .config
+                        .candidates
+                        .iter()
+                        .filter_map(|c| Candidate::host(*c, "udp").ok());
+                    let tcp = self
+                        .config
+                        .tcp_candidates
+                        .iter()
+                        .filter_map(|c| super::session::passive_tcp_candidate(*c).ok());
+                    let all: Vec<Candidate> = udp.chain(tcp).collect();
+                    for cand in all {
+                        {
                             let candidate = cand.to_sdp_string();
                             let message = ServerMessage::Candidate {
                                 candidate,

@@ -34,6 +34,9 @@ pub struct SfuMetrics {
     pub unrouted_datagrams: u64,
     pub session_failures: u64,
     pub panics_caught: u64,
+    /// Packets received and sent on ICE-TCP connections (RFC 6544).
+    pub tcp_packets_received: u64,
+    pub tcp_packets_sent: u64,
 }
 
 fn esc(s: &str) -> String {
@@ -185,6 +188,13 @@ impl SfuMetrics {
             out,
             "# TYPE roomcam_sfu_panics_caught_total counter\nroomcam_sfu_panics_caught_total {}",
             self.panics_caught
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE roomcam_sfu_ice_tcp_packets_total counter\n\
+             roomcam_sfu_ice_tcp_packets_total{{direction=\"received\"}} {}\n\
+             roomcam_sfu_ice_tcp_packets_total{{direction=\"sent\"}} {}",
+            self.tcp_packets_received, self.tcp_packets_sent
         );
     }
 }

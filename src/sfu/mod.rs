@@ -2,7 +2,8 @@
 //!
 //! Sans-IO like str0m: the server adapter feeds commands from the room logic
 //! ([`Sfu::handle_command`]), datagrams from the one media UDP socket ([`Sfu::handle_receive`])
-//! and timeouts ([`Sfu::handle_timeout`]), each stamped with the time, then drains
+//! (or frames from an ICE-TCP connection, [`Sfu::handle_receive_on`]) and timeouts
+//! ([`Sfu::handle_timeout`]), each stamped with the time, then drains
 //! [`Sfu::poll_output`] until it returns [`SfuOutput::Timeout`]. No sockets, threads or clocks
 //! live here. `docs/sfu.md` describes the media plane (forwarding, keyframes, NACK/RTX, rate
 //! feedback, isolation, metrics).
@@ -37,6 +38,7 @@ use str0m::media::{MediaKind, Mid};
 use str0m::net::{DatagramRecv, Protocol, Receive};
 use str0m::{Input, Output};
 
+use crate::ice_tcp::Transport;
 use crate::protocol::{ErrorCode, ServerMessage};
 use crate::room::{MediaCommand, SessionId, StreamKey};
 
@@ -50,6 +52,9 @@ pub struct SfuConfig {
     /// Host candidates to advertise: the media UDP socket's public addresses (one per
     /// `[media] candidate_ips` entry, with the socket's port).
     pub candidates: Vec<SocketAddr>,
+    /// Passive ICE-TCP host candidates to advertise (RFC 6544): one per `[media] candidate_ips`
+    /// entry with `[media] tcp_port`; empty when ICE-TCP is off.
+    pub tcp_candidates: Vec<SocketAddr>,
     /// Per outgoing track: packets str0m may hold queued (paced) for a player before the SFU
     /// drops further packets for that player only.
     pub max_queue_packets: usize,
@@ -80,6 +85,7 @@ impl Default for SfuConfig {
     fn default() -> Self {
         SfuConfig {
             candidates: Vec::new(),
+            tcp_candidates: Vec::new(),
             max_queue_packets: 400,
             keyframe_cache_packets: 600,
             keyframe_request_interval: Duration::from_millis(1000),
@@ -98,8 +104,10 @@ impl Default for SfuConfig {
 /// What the SFU asks the adapter to do.
 #[derive(Debug)]
 pub enum SfuOutput {
-    /// Send this datagram from the media socket.
+    /// Send this packet: a datagram from the media UDP socket, or (`Tcp`) a frame on the
+    /// ICE-TCP connection whose remote address is `destination`.
     Transmit {
+        transport: Transport,
         source: SocketAddr,
         destination: SocketAddr,
         contents: Vec<u8>,
@@ -133,8 +141,8 @@ pub struct Sfu {
     streams: HashMap<StreamKey, Stream>,
     /// (publishing session, its m-line) -> the stream and track kind it carries.
     ingress: HashMap<(SessionId, Mid), (StreamKey, MediaKind)>,
-    /// Remote address -> session, learned from accepted STUN.
-    routes: HashMap<SocketAddr, SessionId>,
+    /// (transport, remote address) -> session, learned from accepted STUN.
+    routes: HashMap<(Transport, SocketAddr), SessionId>,
     /// Sessions to poll.
     dirty: Vec<SessionId>,
     out: VecDeque<SfuOutput>,
@@ -183,16 +191,36 @@ impl Sfu {
         destination: SocketAddr,
         data: &[u8],
     ) {
+        self.handle_receive_on(now, Transport::Udp, source, destination, data);
+    }
+
+    /// A packet arrived: a UDP datagram, or (`Tcp`) one deframed packet of the ICE-TCP
+    /// connection from `source` accepted on `destination`.
+    pub fn handle_receive_on(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) {
         self.advance(now);
-        let destination = self.local_candidate_for(destination);
+        let destination = self.local_candidate_for(transport, destination);
         let Ok(contents) = DatagramRecv::try_from(data) else {
             self.metrics.garbage_datagrams += 1;
             return;
         };
+        if transport == Transport::Tcp {
+            self.metrics.tcp_packets_received += 1;
+        }
+        let proto = match transport {
+            Transport::Udp => Protocol::Udp,
+            Transport::Tcp => Protocol::Tcp,
+        };
         let input = Input::Receive(
             now,
             Receive {
-                proto: Protocol::Udp,
+                proto,
                 source,
                 destination,
                 contents,
@@ -200,7 +228,7 @@ impl Sfu {
         );
         // RFC 7983: a first byte 0..=3 is STUN, the only traffic that may open a new route.
         let is_stun = data.first().is_some_and(|b| *b < 4);
-        let Some(sid) = self.route(source, &input, is_stun) else {
+        let Some(sid) = self.route((transport, source), &input, is_stun) else {
             self.metrics.unrouted_datagrams += 1;
             return;
         };
@@ -295,17 +323,19 @@ impl Sfu {
     /// adapter may not know which address a datagram was sent to (a socket bound to 0.0.0.0, or
     /// a public address NATed to a private one): map it to the advertised candidate with the
     /// same port and address family.
-    fn local_candidate_for(&self, destination: SocketAddr) -> SocketAddr {
-        if self.config.candidates.contains(&destination) {
+    fn local_candidate_for(&self, transport: Transport, destination: SocketAddr) -> SocketAddr {
+        let candidates = match transport {
+            Transport::Udp => &self.config.candidates,
+            Transport::Tcp => &self.config.tcp_candidates,
+        };
+        if candidates.contains(&destination) {
             return destination;
         }
-        self.config
-            .candidates
+        candidates
             .iter()
             .find(|c| c.port() == destination.port() && c.is_ipv4() == destination.is_ipv4())
             .or_else(|| {
-                self.config
-                    .candidates
+                candidates
                     .iter()
                     .find(|c| c.is_ipv4() == destination.is_ipv4())
             })
@@ -338,7 +368,12 @@ impl Sfu {
 
     /// Which session a datagram belongs to: by its source address once known, else (STUN only)
     /// by asking each session whether its ICE credentials match.
-    fn route(&mut self, source: SocketAddr, input: &Input, is_stun: bool) -> Option<SessionId> {
+    fn route(
+        &mut self,
+        source: (Transport, SocketAddr),
+        input: &Input,
+        is_stun: bool,
+    ) -> Option<SessionId> {
         if let Some(sid) = self.routes.get(&source).copied() {
             match self.sessions.get(&sid) {
                 Some(s) if s.rtc.accepts(input) => return Some(sid),
@@ -392,11 +427,21 @@ impl Sfu {
                     }
                     return;
                 }
-                Output::Transmit(t) => self.out.push_back(SfuOutput::Transmit {
-                    source: t.source,
-                    destination: t.destination,
-                    contents: t.contents.into(),
-                }),
+                Output::Transmit(t) => {
+                    let transport = match t.proto {
+                        Protocol::Udp => Transport::Udp,
+                        _ => Transport::Tcp,
+                    };
+                    if transport == Transport::Tcp {
+                        self.metrics.tcp_packets_sent += 1;
+                    }
+                    self.out.push_back(SfuOutput::Transmit {
+                        transport,
+                        source: t.source,
+                        destination: t.destination,
+                        contents: t.contents.into(),
+                    })
+                }
                 Output::Event(e) => self.on_event(sid, e),
             }
         }
@@ -531,6 +576,65 @@ mod tests {
             match sfu.poll_output() {
                 SfuOutput::Timeout(_) => return out,
                 o => out.push(o),
+            }
+        }
+    }
+
+    #[test]
+    fn tcp_candidates_are_advertised_passive_in_the_answer_and_trickled() {
+        let now = Instant::now();
+        let mut sfu = Sfu::new(SfuConfig {
+            candidates: vec![([10, 0, 0, 1], 5000).into()],
+            tcp_candidates: vec![([10, 0, 0, 1], 5001).into()],
+            ..SfuConfig::default()
+        });
+        let (_, sdp) = client_offer(now, 40_000);
+        let session = SessionId(1);
+        sfu.handle_command(now, MediaCommand::Offer { session, sdp });
+        let mut answer = None;
+        let mut trickled = Vec::new();
+        for o in drain(&mut sfu) {
+            match o {
+                SfuOutput::Signal {
+                    message: ServerMessage::Answer { sdp },
+                    ..
+                } => answer = Some(sdp),
+                SfuOutput::Signal {
+                    message: ServerMessage::Candidate { candidate, .. },
+                    ..
+                } => trickled.push(candidate),
+                _ => {}
+            }
+        }
+        let answer = answer.expect("an answer");
+        let tcp_line = answer
+            .lines()
+            .find(|l| l.contains(" tcp "))
+            .unwrap_or_else(|| panic!("no TCP candidate in\n{answer}"));
+        assert!(
+            tcp_line.contains("10.0.0.1 5001 typ host tcptype passive"),
+            "{tcp_line}"
+        );
+        let udp_line = answer
+            .lines()
+            .find(|l| l.contains("10.0.0.1 5000 typ host"))
+            .unwrap_or_else(|| panic!("no UDP candidate in\n{answer}"));
+        // A client with working UDP prefers it (the priority is the 4th field).
+        let prio = |l: &str| -> u64 { l.split_whitespace().nth(3).unwrap().parse().unwrap() };
+        assert!(prio(udp_line) > prio(tcp_line), "{udp_line} / {tcp_line}");
+        assert_eq!(trickled.len(), 2, "{trickled:?}");
+        assert!(trickled[1].contains("tcptype passive"), "{trickled:?}");
+        // Without TCP candidates nothing TCP is said.
+        let mut sfu = Sfu::new(SfuConfig {
+            candidates: vec![([10, 0, 0, 1], 5000).into()],
+            ..SfuConfig::default()
+        });
+        let (_, sdp) = client_offer(now, 40_001);
+        sfu.handle_command(now, MediaCommand::Offer { session, sdp });
+        for o in drain(&mut sfu) {
+            if let SfuOutput::Signal { message, .. } = o {
+                let text = format!("{message:?}");
+                assert!(!text.contains("tcptype"), "{text}");
             }
         }
     }

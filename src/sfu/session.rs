@@ -2,6 +2,7 @@
 //! panic inside str0m from taking the whole SFU down.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,11 +11,21 @@ use str0m::bwe::Bitrate;
 use str0m::config::DtlsCert;
 use str0m::crypto::CryptoProvider;
 use str0m::media::Mid;
+use str0m::net::TcpType;
 use str0m::{Candidate, Rtc};
 
 use super::SfuConfig;
 use super::codec;
 use crate::room::SessionId;
+
+/// A passive ICE-TCP host candidate (RFC 6544): the peer connects to it.
+pub(crate) fn passive_tcp_candidate(addr: SocketAddr) -> Result<Candidate, str0m::error::IceError> {
+    Candidate::builder()
+        .tcp()
+        .host(addr)
+        .tcptype(TcpType::Passive)
+        .build()
+}
 
 /// A session's WebRTC state, created by its first SDP offer.
 pub(crate) struct Session {
@@ -61,6 +72,14 @@ impl Session {
                     rtc.add_local_candidate(c);
                 }
                 Err(e) => tracing::warn!(session = %id, %addr, "unusable host candidate: {e}"),
+            }
+        }
+        for addr in &config.tcp_candidates {
+            match passive_tcp_candidate(*addr) {
+                Ok(c) => {
+                    rtc.add_local_candidate(c);
+                }
+                Err(e) => tracing::warn!(session = %id, %addr, "unusable ICE-TCP candidate: {e}"),
             }
         }
         Session {

@@ -126,6 +126,8 @@ export function randomSecret() {
  */
 export async function startServer({ name = 'server', devTokenEndpoint = true, appId = 1234567890, extraToml = '' } = {}) {
   const port = await freePort();
+  // ICE-TCP on: the SFU's answers carry a passive TCP candidate too, which Chromium must take.
+  const tcpPort = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'roomcam-browser-'));
   const secret = randomSecret();
   const configPath = join(dir, 'roomcam-server.toml');
@@ -136,6 +138,7 @@ dev_token_endpoint = ${devTokenEndpoint}
 
 [media]
 udp_port = 0
+tcp_port = ${tcpPort}
 
 [[apps]]
 app_id = ${appId}

@@ -13,6 +13,7 @@ use roomcam::engine::{
     Command, CoreOutput, Credential, EngineConfig, EngineCore, EngineProfile, Event, ReceivedFrame,
     TrackKind,
 };
+use roomcam::ice_tcp::Transport;
 use roomcam::protocol::ServerMessage;
 use roomcam::room::{AppConfig, Now, RoomConfig, RoomOutput, RoomService, SessionId};
 use roomcam::sfu::{Sfu, SfuConfig, SfuOutput};
@@ -46,6 +47,7 @@ pub struct Device {
 }
 
 struct Datagram {
+    transport: Transport,
     at: Instant,
     from: SocketAddr,
     to: SocketAddr,
@@ -69,6 +71,14 @@ pub struct CallSim {
     sfu_timeout: Instant,
     /// The server is down: no new connections, nothing delivered.
     pub server_down: bool,
+    /// A firewall drops every UDP datagram (ICE-TCP still gets through).
+    pub udp_blocked: bool,
+    /// The SFU's passive ICE-TCP candidate.
+    pub sfu_tcp_addr: SocketAddr,
+    /// Open ICE-TCP streams: device index -> the device's local address.
+    pub tcp_streams: HashMap<usize, SocketAddr>,
+    /// Every TCP connect the devices asked for (device index, destination).
+    pub tcp_connects: Vec<(usize, SocketAddr)>,
 }
 
 pub fn token(user: &str, now_unix: i64, ttl: i64) -> String {
@@ -102,8 +112,10 @@ impl CallSim {
             ..RoomConfig::default()
         });
         let sfu_addr: SocketAddr = "10.0.0.1:50000".parse().unwrap();
+        let sfu_tcp_addr: SocketAddr = "10.0.0.1:50001".parse().unwrap();
         let sfu = Sfu::new(SfuConfig {
             candidates: vec![sfu_addr],
+            tcp_candidates: vec![sfu_tcp_addr],
             ..Default::default()
         });
         CallSim {
@@ -120,6 +132,10 @@ impl CallSim {
             rng: StdRng::seed_from_u64(seed),
             sfu_timeout: start,
             server_down: false,
+            udp_blocked: false,
+            sfu_tcp_addr,
+            tcp_streams: HashMap::new(),
+            tcp_connects: Vec::new(),
         }
     }
 
@@ -269,18 +285,47 @@ impl CallSim {
                 self.devices[i].events.push(e);
             }
             CoreOutput::Transmit {
+                transport,
                 destination,
                 contents,
             } => {
-                if self.rng.gen_bool(self.loss_up.clamp(0.0, 1.0)) || self.server_down {
+                let from = match transport {
+                    Transport::Udp if self.udp_blocked => return,
+                    Transport::Udp => self.devices[i].addr,
+                    // A TCP stream is reliable: no loss applied.
+                    Transport::Tcp => match self.tcp_streams.get(&i) {
+                        Some(a) => *a,
+                        None => return,
+                    },
+                };
+                if transport == Transport::Udp
+                    && (self.rng.gen_bool(self.loss_up.clamp(0.0, 1.0)) || self.server_down)
+                {
                     return;
                 }
                 self.net.push(Datagram {
+                    transport,
                     at: now + self.delay,
-                    from: self.devices[i].addr,
+                    from,
                     to: destination,
                     data: contents,
                 });
+            }
+            CoreOutput::TcpConnect { destination } => {
+                self.tcp_connects.push((i, destination));
+                if destination != self.sfu_tcp_addr || self.server_down {
+                    self.devices[i]
+                        .core
+                        .handle_tcp_closed(now, "connection refused");
+                    return;
+                }
+                let mut local = self.devices[i].addr;
+                local.set_port(45000);
+                self.tcp_streams.insert(i, local);
+                self.devices[i].core.handle_tcp_connected(now, local);
+            }
+            CoreOutput::TcpDisconnect => {
+                self.tcp_streams.remove(&i);
             }
             CoreOutput::Frame(f) => {
                 self.devices[i].frames.push(f);
@@ -335,14 +380,20 @@ impl CallSim {
         let now = self.now;
         match o {
             SfuOutput::Transmit {
+                transport,
                 source,
                 destination,
                 contents,
             } => {
-                if self.rng.gen_bool(self.loss_down.clamp(0.0, 1.0)) || self.server_down {
+                if transport == Transport::Udp
+                    && (self.udp_blocked
+                        || self.rng.gen_bool(self.loss_down.clamp(0.0, 1.0))
+                        || self.server_down)
+                {
                     return;
                 }
                 self.net.push(Datagram {
+                    transport,
                     at: now + self.delay,
                     from: source,
                     to: destination,
@@ -375,7 +426,15 @@ impl CallSim {
                 .partition(|d| d.at <= now);
             self.net = later;
             for d in due {
-                if d.to == self.sfu_addr {
+                if d.transport == Transport::Tcp {
+                    if d.to == self.sfu_tcp_addr {
+                        self.sfu
+                            .handle_receive_on(now, Transport::Tcp, d.from, d.to, &d.data);
+                    } else if let Some((&i, _)) = self.tcp_streams.iter().find(|(_, a)| **a == d.to)
+                    {
+                        self.devices[i].core.handle_tcp(now, d.from, &d.data);
+                    }
+                } else if d.to == self.sfu_addr {
                     self.sfu.handle_receive(now, d.from, d.to, &d.data);
                 } else if let Some(i) = self.devices.iter().position(|x| x.addr == d.to) {
                     self.devices[i].core.handle_udp(now, d.from, &d.data);

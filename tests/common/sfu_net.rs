@@ -219,6 +219,7 @@ impl Net {
                     source,
                     destination,
                     contents,
+                    ..
                 } => {
                     *self.sent_to.entry(destination).or_default() += 1;
                     let link = self.links.get(&destination).copied().unwrap_or_default();
