@@ -10,6 +10,10 @@
 //! | [`playout`] | sender pts to player running time, late frames, no creeping delay | none (pure) |
 //! | [`stats`] | latency window, frame-order check | none (pure) |
 //! | `publish` | [`PublishPipeline`]: capture -> H.264 / Opus -> [`EncodedFrame`]s | GStreamer |
+//! | [`layout`] | where each picture goes on the screen (1-4 participants, preview) | none (pure) |
+//! | [`display`] | the KMS connector (sysfs), its mode, `kmssink` settings | sysfs |
+//! | `screen` | [`Screen`]: the session's compositor, idle card, display output | GStreamer |
+//! | `camera` | the publisher's capture pipeline, the "Camera unavailable" card, reopening | GStreamer |
 //! | `play` | [`PlayPipeline`]: H.264 / Opus in -> decode -> display and speaker | GStreamer |
 //! | `speaker` | [`Speaker`]: the session-long mix of all remote audio, echo probe, output | GStreamer |
 //! | `mix` | a live `audiomixer` fed with silence, appsrc inputs added and removed at runtime | GStreamer |
@@ -23,9 +27,12 @@
 //! turns an error message into [`MediaError::Pipeline`] and stops the pipeline. Every wait has a
 //! timeout. `docs/media.md` has the pipeline graphs and the choices behind them.
 
+mod camera;
 mod common;
+pub mod display;
 mod error;
 pub mod h264;
+pub mod layout;
 mod mic;
 mod mix;
 mod play;
@@ -33,6 +40,7 @@ pub mod playout;
 mod publish;
 mod publish_audio;
 mod reopen;
+mod screen;
 pub mod settings;
 mod speaker;
 pub mod stamp;
@@ -40,6 +48,7 @@ pub mod stats;
 mod tap;
 pub mod tone;
 
+pub use camera::{CAMERA_CARD_TEXT, REOPEN_EVERY, SourceOpener, render_card};
 pub use common::init;
 pub use error::MediaError;
 pub use mic::AudioFeed;
@@ -47,6 +56,7 @@ pub use play::{PlayPipeline, PlayStats, PushOutcome};
 pub use publish::{
     EncodedFrame, FIRST_FRAME_TIMEOUT, FrameKind, PreviewPipeline, PublishPipeline, PublishStats,
 };
+pub use screen::{CONNECTOR_POLL, Screen, ScreenInput, ScreenSettings, ScreenStats, Snapshot};
 pub use settings::{
     AudioCapture, AudioPlayback, AudioSettings, DisplaySink, EncoderChoice, PlaySettings,
     PublishSettings, VideoSettings, VideoSource,
