@@ -29,3 +29,42 @@ fn parse_errors_cut_client_text_on_character_boundaries() {
         }
     }
 }
+
+/// fuzz target `config`: `timeout_secs = 9223372036854775807` passes the server config's checks,
+/// and the room service's next deadline (last heartbeat + session timeout) then overflowed
+/// `Instant` and panicked.
+#[test]
+fn a_session_timeout_beyond_the_clock_has_no_deadline_instead_of_a_panic() {
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    use roomcam::room::{Now, RoomOutput, RoomService};
+    use roomcam::server::config::ServerConfig;
+
+    let text = r#"
+listen = "127.0.0.1:0"
+[session]
+timeout_secs = 9223372036854775807
+[[apps]]
+app_id = 1
+server_secret = "0123456789abcdef0123456789abcdef"
+"#;
+    let cfg = ServerConfig::parse(text, Path::new("huge.toml")).expect("the config validates");
+    let mut svc = RoomService::new(cfg.room_config(), 1);
+    let t0 = Instant::now();
+    let now = Now {
+        mono: t0,
+        unix: 1_700_000_000,
+    };
+    let session = svc.connect(now);
+    assert_eq!(svc.poll_timeout(), None, "no deadline the clock can express");
+    // Silence for a day does not end the session: its timeout is (practically) never.
+    svc.handle_timeout(Now {
+        mono: t0 + Duration::from_secs(86_400),
+        unix: now.unix + 86_400,
+    });
+    let closed = std::iter::from_fn(|| svc.poll_output())
+        .any(|o| matches!(o, RoomOutput::Close { session: s } if s == session));
+    assert!(!closed);
+    assert_eq!(svc.session_count(), 1);
+}

@@ -906,10 +906,11 @@ impl RoomService {
     }
 
     /// The earliest heartbeat deadline (token deadlines are checked on the adapter's regular tick).
+    /// A session timeout too long for the clock to express gives no deadline.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.sessions
             .values()
-            .map(|s| s.last_seen + self.config.session_timeout)
+            .filter_map(|s| s.last_seen.checked_add(self.config.session_timeout))
             .min()
     }
 
