@@ -767,7 +767,11 @@ impl RoomService {
                 if old.expire.saturating_add(self.config.clock_skew_secs) < now.unix {
                     return Err((ErrorCode::TokenExpired, None));
                 }
-                let ttl = (old.expire - old.ctime).clamp(60, 30 * 24 * 3600);
+                // The claims are whatever the token generator wrote: saturate, never overflow.
+                let ttl = old
+                    .expire
+                    .saturating_sub(old.ctime)
+                    .clamp(60, 30 * 24 * 3600);
                 let req = auth::MintRequest {
                     app_id: old.app_id,
                     user_id: old.user_id.clone(),
