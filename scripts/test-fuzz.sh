@@ -16,4 +16,5 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
 
+echo "==> fuzz targets, ${FUZZ_SECONDS:-60} s each (docs/fuzzing.md)"
 exec bash scripts/fuzz.sh "${FUZZ_SECONDS:-60}"

@@ -24,3 +24,4 @@ cargo test
 
 echo "==> browser tests (headless Chromium)"
 bash scripts/test-browser.sh
+bash scripts/test-fuzz.sh   # cargo-fuzz targets, FUZZ_SECONDS each (docs/fuzzing.md)
