@@ -34,4 +34,8 @@ stage "browser tests (headless Chromium)"
 bash scripts/test-browser.sh
 ci_free target/debug
 
+stage "fuzzing (cargo-fuzz, FUZZ_SECONDS per target; docs/fuzzing.md)"
+FUZZ_SECONDS=${FUZZ_SECONDS:-30} bash scripts/test-fuzz.sh
+ci_free fuzz/target
+
 stage "all tests passed"

@@ -310,15 +310,18 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ParseError> {
             if let Ok(Tag { kind }) = serde_json::from_str::<Tag>(text)
                 && !ClientMessage::KINDS.contains(&kind.as_str())
             {
-                let mut k = kind;
-                k.truncate(64);
-                return Err(ParseError::UnknownType(k));
+                return Err(ParseError::UnknownType(cut(kind, 64)));
             }
-            let mut msg = e.to_string();
-            msg.truncate(200);
-            Err(ParseError::Malformed(msg))
+            Err(ParseError::Malformed(cut(e.to_string(), 200)))
         }
     }
+}
+
+/// `s` cut to at most `max` bytes, on a character boundary (the text is the client's: a cut
+/// inside a multi-byte character must not panic).
+fn cut(mut s: String, max: usize) -> String {
+    s.truncate(s.floor_char_boundary(max));
+    s
 }
 
 #[cfg(test)]

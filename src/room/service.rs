@@ -767,7 +767,11 @@ impl RoomService {
                 if old.expire.saturating_add(self.config.clock_skew_secs) < now.unix {
                     return Err((ErrorCode::TokenExpired, None));
                 }
-                let ttl = (old.expire - old.ctime).clamp(60, 30 * 24 * 3600);
+                // The claims are whatever the token generator wrote: saturate, never overflow.
+                let ttl = old
+                    .expire
+                    .saturating_sub(old.ctime)
+                    .clamp(60, 30 * 24 * 3600);
                 let req = auth::MintRequest {
                     app_id: old.app_id,
                     user_id: old.user_id.clone(),
@@ -906,10 +910,11 @@ impl RoomService {
     }
 
     /// The earliest heartbeat deadline (token deadlines are checked on the adapter's regular tick).
+    /// A session timeout too long for the clock to express gives no deadline.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.sessions
             .values()
-            .map(|s| s.last_seen + self.config.session_timeout)
+            .filter_map(|s| s.last_seen.checked_add(self.config.session_timeout))
             .min()
     }
 
