@@ -20,8 +20,8 @@ use super::core::{Command, CoreOutput, EngineConfig, EngineCore, EngineProfile};
 use super::events::{Event, PlayerState, PublisherState, RoomState};
 use super::media_session::{ReceivedFrame, TrackKind};
 use super::tcp_link::{LinkEvent, TcpLink};
-use crate::ice_tcp::Transport;
 use super::wss::{Trust, TrustError};
+use crate::ice_tcp::Transport;
 
 /// Why the engine could not start or take a request.
 #[derive(Debug, thiserror::Error)]
