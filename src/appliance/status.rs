@@ -171,6 +171,8 @@ pub fn status_json(
         "publisher": publisher,
         "players": players,
         "target_bitrate_kbps": engine.target_bitrate_bps / 1000,
+        // "udp", "tcp" (ICE-TCP fallback), or null before media connects.
+        "media_transport": engine.media_transport.map(|t| t.as_str()),
         "audio": {
             "capture": media.audio_capture,
             "capture_on_device": media.audio_capture_on_device,
@@ -256,5 +258,9 @@ mod tests {
         assert_eq!(v["audio"]["capture"], "microphone hw:1,0");
         assert_eq!(v["audio"]["capture_on_device"], false);
         assert_eq!(v["audio"]["playback_on_device"], true);
+        assert!(v["media_transport"].is_null(), "no media path yet");
+        e.media_transport = Some(crate::ice_tcp::Transport::Tcp);
+        let v = status_json(CallState::InCall, "room1", "me", &e, &m);
+        assert_eq!(v["media_transport"], "tcp");
     }
 }
