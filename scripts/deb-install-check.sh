@@ -17,6 +17,8 @@
 #     roomcam-server with the installed config answers GET /healthz; `roomcam devices --json`
 #     (GStreamer and ALSA loaded from the installed packages) finds the x264enc encoder;
 #     `roomcam check` refuses the example token with a reason.
+# SUITE=trixie makes the root Debian 13 instead (apt sources: this machine's bookworm entries with
+# the suite renamed), to check the package on a Debian 13 based Raspberry Pi OS.
 # Needs root, mmdebstrap, qemu-user-static with binfmt_misc enabled (scripts/test-pi.sh sets it
 # up), curl, unshare (util-linux). The root is made in a temporary directory and removed.
 set -euo pipefail
@@ -27,27 +29,35 @@ arch=$(dpkg-deb -f "$deb" Architecture)
 fail() { echo "deb-install-check: FAIL: $*" >&2; exit 1; }
 say() { echo "deb-install-check: $*" >&2; }
 
+suite="${SUITE:-bookworm}"
+work=$(mktemp -d "${TMPDIR:-/tmp}/roomcam-debcheck.XXXXXX")
+root="$work/root"
+cleanup() { rm -rf "$work"; }
+trap cleanup EXIT
+
 sources=()
 for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
   [ -f "$f" ] || continue
-  grep -Eq '^[^#]*(^|[[:space:]])bookworm(-updates|-security)?([[:space:]]|$)' "$f" && sources+=("$f")
+  grep -Eq '^[^#]*(^|[[:space:]])bookworm(-updates|-security)?([[:space:]]|$)' "$f" || continue
+  if [ "$suite" = bookworm ]; then
+    sources+=("$f")
+  else
+    c="$work/$(basename "$f")"
+    sed -E ":a; s/(^|[[:space:]])bookworm(-updates|-security)?([[:space:]]|\$)/\1$suite\2\3/; ta" "$f" > "$c"
+    sources+=("$c")
+  fi
 done
 [ "${#sources[@]}" -gt 0 ] || fail "no bookworm apt source in /etc/apt"
 
 # Dependencies: the package names of Depends (first alternative, version constraints dropped).
 deps=$(dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed -e 's/|.*//' -e 's/(.*)//' -e 's/ //g' | grep -v '^$' | paste -sd, -)
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/roomcam-debcheck.XXXXXX")
-root="$work/root"
-cleanup() { rm -rf "$work"; }
-trap cleanup EXIT
-
 start=$(date +%s)
-say "making an emulated $arch Debian 12 root with systemd and $deps"
+say "making an emulated $arch Debian $suite root with systemd and $deps"
 mmdebstrap --quiet --variant=apt --architectures="$arch" \
   --include="systemd,systemd-sysv,$deps" \
   --customize-hook='chroot "$1" groupadd --system gpio' \
-  bookworm "$root" "${sources[@]}" >&2
+  "$suite" "$root" "${sources[@]}" >&2
 say "root made in $(( $(date +%s) - start )) s"
 
 cp "$deb" "$root/tmp/roomcam.deb"
