@@ -5,8 +5,9 @@
 #   scripts/deb-install-check.sh target/debian/roomcam_<version>_arm64.deb
 #
 #  1. `mmdebstrap` (variant apt, this machine's bookworm apt sources) makes the root with systemd
-#     and every package the .deb Depends on; a `gpio` group is added first, as Raspberry Pi OS
-#     has one;
+#     and every package the .deb Depends on; the groups `gpio`, `render` and `input` are added
+#     first where missing, as Raspberry Pi OS has them (Debian creates render and input when
+#     systemd-sysusers or udev first run, which a chroot does not do);
 #  2. `dpkg -i` the .deb: maintainer scripts run emulated; dpkg refuses if a dependency is
 #     missing, so the Depends line is checked too;
 #  3. the `roomcam` system user exists and is in video, audio, render, input and gpio; the
@@ -56,7 +57,7 @@ start=$(date +%s)
 say "making an emulated $arch Debian $suite root with systemd and $deps"
 mmdebstrap --quiet --variant=apt --architectures="$arch" \
   --include="systemd,systemd-sysv,$deps" \
-  --customize-hook='chroot "$1" groupadd --system gpio' \
+  --customize-hook='for g in gpio render input; do chroot "$1" getent group $g >/dev/null || chroot "$1" groupadd --system $g; done' \
   "$suite" "$root" "${sources[@]}" >&2
 say "root made in $(( $(date +%s) - start )) s"
 
