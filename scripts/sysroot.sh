@@ -76,8 +76,25 @@ want=$(stamp_now)
 
 exec 9>"$base/.lock-$suite-$arch"
 flock 9
+# Links that maintainer scripts would make and an unpacked-only root lacks: the alternatives of
+# BLAS and LAPACK (the libav plugin's libavfilter needs libblas.so.3; without it avdec_h264 is
+# missing). Idempotent, so it also runs on a reused sysroot.
+alternatives_fixup() { # ROOT
+  local lib cand dir
+  for dir in "$1"/usr/lib/*-linux-gnu*; do
+    [ -d "$dir" ] || continue
+    for lib in libblas.so.3 liblapack.so.3; do
+      if [ ! -e "$dir/$lib" ]; then
+        cand=$(find "$dir" -mindepth 2 -maxdepth 2 -name "$lib" | sort | head -n1)
+        if [ -n "$cand" ]; then ln -sfn "${cand#"$dir"/}" "$dir/$lib"; fi
+      fi
+    done
+  done
+}
+
 if [ -f "$dest/.roomcam-sysroot-stamp" ] && [ "$(cat "$dest/.roomcam-sysroot-stamp")" = "$want" ]; then
   say "reusing $dest"
+  alternatives_fixup "$dest"
   echo "$dest"
   exit 0
 fi
@@ -132,6 +149,7 @@ find "$tmp" -type l -lname '/*' -print0 | while IFS= read -r -d '' link; do
   ln -sfn "$rel" "$link"
 done
 
+alternatives_fixup "$tmp"
 rm -rf "$dest"
 mv "$tmp" "$dest"
 echo "$want" > "$dest/.roomcam-sysroot-stamp"
