@@ -5,6 +5,7 @@
 #
 #   scripts/test-pi.sh            everything below
 #   PI_STEPS="build test" scripts/test-pi.sh   only some steps: sysroot build test deb install
+#   PI_TARGETS=aarch64 scripts/test-pi.sh      only the 64-bit build and package (default: aarch64 armv7)
 #
 # Steps (each timed; the times go to target/pi-times.txt):
 #   sysroot  Debian 12 sysroots for arm64 and armhf (scripts/sysroot.sh; reused while current)
@@ -22,6 +23,8 @@ steps=" ${PI_STEPS:-sysroot build test deb install} "
 # (media_loopback, device_call) are left out: under qemu-user x264enc took 49 ms a 640x480 frame,
 # more than the 33 ms a 30 fps source allows, so they skip frames by design of the emulation.
 PI_TESTS="${PI_TESTS:-token04_vectors room_login sfu_two_party_call engine_sockets media_errors devices_cli}"
+# Targets built and packaged (the test and install steps are aarch64/arm64 only).
+PI_TARGETS="${PI_TARGETS:-aarch64 armv7}"
 times="${CARGO_TARGET_DIR:-target}/pi-times.txt"
 mkdir -p "$(dirname "$times")"
 : > "$times"
@@ -47,13 +50,16 @@ done
 
 if want sysroot; then
   timed "sysroot-arm64" bash scripts/sysroot.sh arm64 >/dev/null
-  timed "sysroot-armhf" bash scripts/sysroot.sh armhf >/dev/null
+  if [[ " $PI_TARGETS " == *" armv7 "* ]]; then
+    timed "sysroot-armhf" bash scripts/sysroot.sh armhf >/dev/null
+  fi
 fi
 
 if want build; then
-  say "release builds for aarch64 and armv7"
-  timed "build-aarch64-release" bash scripts/cross-build.sh aarch64 >/dev/null
-  timed "build-armv7-release" bash scripts/cross-build.sh armv7 >/dev/null
+  for short in $PI_TARGETS; do
+    say "release build for $short"
+    timed "build-$short-release" bash scripts/cross-build.sh "$short" >/dev/null
+  done
 fi
 
 if want test; then
@@ -73,7 +79,7 @@ if want test; then
 fi
 
 if want deb; then
-  for short in aarch64 armv7; do
+  for short in $PI_TARGETS; do
     case "$short" in
       aarch64) t=aarch64-unknown-linux-gnu ;;
       armv7) t=armv7-unknown-linux-gnueabihf ;;
