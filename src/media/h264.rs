@@ -50,9 +50,73 @@ pub fn contains_idr(au: &[u8]) -> bool {
     nal_units(au).any(|n| nal_type(n) == Some(NAL_IDR))
 }
 
+/// The latest SPS and PPS seen on a stream, so a decoder can start at an IDR access unit that
+/// arrives without them (a sender that put them in an earlier access unit, or an access unit cut
+/// at the first packet the player received).
+#[derive(Debug, Clone, Default)]
+pub struct ParameterSets {
+    sps: Option<Vec<u8>>,
+    pps: Option<Vec<u8>>,
+}
+
+impl ParameterSets {
+    /// Remembers the SPS and PPS of `au` (the last of each wins).
+    pub fn learn(&mut self, au: &[u8]) {
+        for nal in nal_units(au) {
+            match nal_type(nal) {
+                Some(NAL_SPS) => self.sps = Some(nal.to_vec()),
+                Some(NAL_PPS) => self.pps = Some(nal.to_vec()),
+                _ => {}
+            }
+        }
+    }
+
+    /// An IDR access unit a decoder can start at: `au` itself when it carries an SPS and a PPS,
+    /// else `au` with the remembered ones put in front, else `None` (no parameter sets known
+    /// yet: keep waiting and ask for another keyframe).
+    pub fn decodable_idr(&self, au: Vec<u8>) -> Option<Vec<u8>> {
+        let has = |t: u8| nal_units(&au).any(|n| nal_type(n) == Some(t));
+        if has(NAL_SPS) && has(NAL_PPS) {
+            return Some(au);
+        }
+        let (sps, pps) = (self.sps.as_ref()?, self.pps.as_ref()?);
+        let mut out = Vec::with_capacity(sps.len() + pps.len() + au.len() + 8);
+        for nal in [sps, pps] {
+            out.extend_from_slice(&[0, 0, 0, 1]);
+            out.extend_from_slice(nal);
+        }
+        out.extend_from_slice(&au);
+        Some(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_idr_without_parameter_sets_waits_for_them_and_then_gets_them_in_front() {
+        let idr_only = vec![0, 0, 0, 1, 0x65, 7, 7];
+        let mut sets = ParameterSets::default();
+        assert_eq!(
+            sets.decodable_idr(idr_only.clone()),
+            None,
+            "nothing known yet"
+        );
+        // SPS and PPS came in an access unit of their own (held back by the player).
+        sets.learn(&[0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3]);
+        let au = sets.decodable_idr(idr_only).expect("sets known");
+        let nals: Vec<&[u8]> = nal_units(&au).collect();
+        assert_eq!(
+            nals,
+            vec![&[0x67, 1, 2][..], &[0x68, 3][..], &[0x65, 7, 7][..]]
+        );
+        // A complete keyframe passes unchanged.
+        let full = vec![
+            0, 0, 0, 1, 0x67, 9, 0, 0, 0, 1, 0x68, 8, 0, 0, 0, 1, 0x65, 1,
+        ];
+        assert_eq!(sets.decodable_idr(full.clone()), Some(full));
+    }
 
     #[test]
     fn splits_three_and_four_byte_start_codes() {

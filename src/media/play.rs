@@ -97,6 +97,8 @@ struct State {
     latency: Option<LatencyWindow>,
     playout: Option<Playout>,
     waiting_for_keyframe: bool,
+    /// SPS/PPS seen on the stream, put in front of a first IDR that comes without them.
+    parameter_sets: h264::ParameterSets,
     first_keyframe_at: Option<gst::ClockTime>,
     video_lag_ns: VecDeque<i64>,
     audio_lag_ns: VecDeque<i64>,
@@ -262,10 +264,26 @@ impl PlayPipeline {
         let now = self.now()?;
         let mut st = self.state()?;
         let idr = h264::contains_idr(&data);
+        st.parameter_sets.learn(&data);
         if st.waiting_for_keyframe && !idr {
             st.stats.video_held_for_keyframe += 1;
             return Ok(PushOutcome::WaitingForKeyframe);
         }
+        // Start only where the decoder can: an IDR whose SPS/PPS are known. h264parse drops an
+        // IDR without them, and after it every picture, while the player would think it had
+        // started and never ask for another keyframe (a browser's first keyframe can reach a
+        // late player without them).
+        let data = if st.waiting_for_keyframe {
+            match st.parameter_sets.decodable_idr(data) {
+                Some(d) => d,
+                None => {
+                    st.stats.video_held_for_keyframe += 1;
+                    return Ok(PushOutcome::WaitingForKeyframe);
+                }
+            }
+        } else {
+            data
+        };
         if self.video_src.current_level_bytes() + data.len() as u64 > VIDEO_QUEUE_BYTES {
             st.stats.dropped_frames += 1;
             st.waiting_for_keyframe = true;
