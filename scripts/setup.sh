@@ -23,6 +23,8 @@ PKGS=(
   python3 python3-cryptography
   # tools the tests and benchmarks use
   curl jq systemd nftables bc iproute2
+  # the QEMU system test (scripts/test-qemu.sh): an emulated arm64 board with real drivers
+  qemu-system-arm
 )
 
 missing=()

@@ -21,6 +21,10 @@ for tool in qemu-system-aarch64 python3; do
   command -v "$tool" >/dev/null || { echo "test-qemu: needs $tool (scripts/setup.sh installs it)" >&2; exit 2; }
 done
 start=$(date +%s)
+export PYTHONDONTWRITEBYTECODE=1
+
+echo "test-qemu: the judges, on pictures and sounds made for them" >&2
+python3 scripts/qemu/test_judges.py
 
 sysroot=$(bash scripts/sysroot.sh arm64 | tail -n1)
 if [ -n "${ROOMCAM_QEMU_BIN:-}" ]; then

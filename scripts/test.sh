@@ -24,3 +24,4 @@ cargo test
 
 echo "==> browser tests (headless Chromium)"
 bash scripts/test-browser.sh
+bash scripts/test-qemu.sh  # the aarch64 build on real drivers in QEMU (docs/qemu.md)

@@ -6,7 +6,8 @@ the PNGs back. The judgement is about what is on the screen:
   black   almost every pixel dark
   bars    the vivid camera's 75% colour bars: yellow, cyan, green, magenta, red and blue areas
           (at least five of them), left to right in that order
-  other   anything else (an idle card, the camera-unavailable card, a console)
+  card    mostly the idle card's background (IDLE_CARD, src/media/screen.rs), with its text
+  other   anything else (the camera-unavailable card, a console)
 """
 
 import struct
@@ -21,6 +22,10 @@ BARS = [
     ("red", 191, 0, 0),
     ("blue", 0, 0, 191),
 ]
+
+
+# The idle card's background colour (0x263040, the screen's `videotestsrc solid-color`).
+IDLE_CARD = (0x26, 0x30, 0x40)
 
 
 class PictureError(Exception):
@@ -126,7 +131,8 @@ def read_png(path):
 
 def classify(w, h, rgb, step=4):
     """What the picture shows: a dict with `kind` (black, bars, other) and the measures."""
-    total = dark = 0
+    total = dark = card = 0
+    cr, cg, cb = IDLE_CARD
     counts = {name: 0 for name, *_ in BARS}
     xsum = {name: 0 for name, *_ in BARS}
     for y in range(0, h, step):
@@ -138,6 +144,8 @@ def classify(w, h, rgb, step=4):
             hi, lo = max(r, g, b), min(r, g, b)
             if hi < 24:
                 dark += 1
+            if abs(r - cr) + abs(g - cg) + abs(b - cb) < 30:
+                card += 1
             if hi < 120 or hi - lo < 90:
                 continue
             # The nearest bar colour, when it is near enough.
@@ -160,6 +168,8 @@ def classify(w, h, rgb, step=4):
         kind = "black"
     elif len(present) >= 5 and ordered:
         kind = "bars"
+    elif card / total > 0.5:
+        kind = "card"
     else:
         kind = "other"
     return {
@@ -167,6 +177,7 @@ def classify(w, h, rgb, step=4):
         "width": w,
         "height": h,
         "dark_share": round(dark_share, 4),
+        "idle_card_share": round(card / total, 4),
         "bar_share": {n: round(v, 4) for n, v in share.items()},
         "bars_present": present,
         "bars_in_order": ordered,
