@@ -19,6 +19,8 @@ PKGS=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-alsa
   libasound2-dev
+  # textoverlay (the screen's idle card and the "Camera unavailable" card) is in Debian's -x package
+  gstreamer1.0-x
   # token test vectors come from an independent implementation in Python
   python3 python3-cryptography
   # tools the tests and benchmarks use

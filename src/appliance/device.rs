@@ -141,6 +141,29 @@ pub async fn run_with_reload(
     reload: impl Future<Output = ()>,
     on_status_addr: impl FnOnce(SocketAddr),
 ) -> Result<Exit, DeviceError> {
+    run_with_screen(
+        cfg,
+        backend,
+        media_stats,
+        None,
+        shutdown,
+        reload,
+        on_status_addr,
+    )
+    .await
+}
+
+/// Like [`run_with_reload`], keeping `screen`'s idle card up to date (what the device is doing:
+/// `super::idle_text`).
+pub async fn run_with_screen(
+    cfg: DeviceConfig,
+    backend: Box<dyn MediaBackend>,
+    media_stats: Arc<dyn Fn() -> MediaStats + Send + Sync>,
+    screen: Option<crate::media::Screen>,
+    shutdown: impl Future<Output = ()>,
+    reload: impl Future<Output = ()>,
+    on_status_addr: impl FnOnce(SocketAddr),
+) -> Result<Exit, DeviceError> {
     let profile = EngineProfile {
         app_id: cfg.identity.app_id,
         user_id: cfg.identity.user_id.clone(),
@@ -187,6 +210,7 @@ pub async fn run_with_reload(
         token_mtime,
         exit: None,
         progress: Progress::default(),
+        screen,
     };
     device.apply_actions();
     super::systemd::notify("READY=1");
@@ -283,6 +307,7 @@ struct Device {
     token_mtime: Option<std::time::SystemTime>,
     exit: Option<Exit>,
     progress: Progress,
+    screen: Option<crate::media::Screen>,
 }
 
 impl Device {
@@ -347,6 +372,23 @@ impl Device {
         if let Ok(mut c) = self.view.call.lock() {
             *c = self.machine.state();
         }
+        self.update_idle_text();
+    }
+
+    /// The screen's idle card says what the device is doing (shown when nobody is on screen).
+    fn update_idle_text(&self) {
+        let Some(screen) = &self.screen else {
+            return;
+        };
+        let others: Vec<&str> = self.machine.remote_names().collect();
+        let camera_unavailable =
+            self.machine.state() == CallState::InCall && (self.view.media)().camera_unavailable;
+        screen.set_idle_text(&super::idle_text::idle_text(
+            self.machine.state(),
+            &self.cfg.room.id,
+            &others,
+            camera_unavailable,
+        ));
     }
 
     fn tick(&mut self) {

@@ -19,7 +19,7 @@ use crate::engine::{
 };
 use crate::media::{
     AudioPlayback, DisplaySink, FrameKind, MediaError, PlayPipeline, PlaySettings, PublishPipeline,
-    PublishSettings,
+    PublishSettings, Screen, ScreenSettings,
 };
 
 /// Builds the media settings from the device config.
@@ -50,6 +50,23 @@ pub fn settings_from(cfg: &DeviceConfig) -> Result<(PublishSettings, PlaySetting
     Ok((publish, play))
 }
 
+/// The screen settings from `[display]` (and `[video] fps` for the picture rate).
+pub fn screen_settings_from(cfg: &DeviceConfig) -> ScreenSettings {
+    let named = |s: &str| (s != "auto").then(|| s.to_string());
+    ScreenSettings {
+        sink: match cfg.display.sink {
+            super::config::SinkChoice::Auto => DisplaySink::Auto,
+            super::config::SinkChoice::Kms => DisplaySink::Kms,
+            super::config::SinkChoice::Window => DisplaySink::Window,
+            super::config::SinkChoice::None => DisplaySink::None,
+        },
+        connector: named(&cfg.display.connector),
+        mode: named(&cfg.display.mode).and_then(|m| super::config::parse_mode(&m)),
+        fps: cfg.video.fps.clamp(1, 60),
+        ..ScreenSettings::default()
+    }
+}
+
 /// `playback = "auto"`: the speaker the device chooser picks (a USB speakerphone, a HAT, the
 /// connected screen's HDMI audio, the headphone jack), else GStreamer's default sink.
 fn resolve_playback(playback: AudioPlayback) -> AudioPlayback {
@@ -71,6 +88,10 @@ struct Registry {
     publishers: HashMap<String, Arc<PublishPipeline>>,
     players: HashMap<String, Arc<PlayPipeline>>,
     preview: Option<std::sync::Weak<crate::media::PreviewPipeline>>,
+    /// The session's screen: played streams are composed on it (none with `sink = "none"`).
+    screen: Option<Screen>,
+    /// `[display] preview`: the published camera as a picture-in-picture on the screen.
+    screen_preview: bool,
 }
 
 /// The backend. Clone the [`GstBackend::stats_reader`] before handing the backend to the engine.
@@ -90,6 +111,32 @@ impl GstBackend {
         })
     }
 
+    /// The backend for a device config: media settings from it and, unless `[display] sink =
+    /// "none"`, the session's [`Screen`] (idle card until someone is shown).
+    pub fn from_config(cfg: &DeviceConfig) -> Result<Self, MediaError> {
+        let (publish, play) = settings_from(cfg)?;
+        let backend = GstBackend::new(publish, play)?;
+        let settings = screen_settings_from(cfg);
+        if settings.sink.resolve(DisplaySink::desktop_present()) != DisplaySink::None {
+            let screen = Screen::start(&settings, "Connecting…")?;
+            backend.attach_screen(screen, cfg.display.preview);
+        }
+        Ok(backend)
+    }
+
+    /// Shows played streams (and, with `preview`, the published camera) on `screen` from now on.
+    pub fn attach_screen(&self, screen: Screen, preview: bool) {
+        if let Ok(mut r) = self.registry.lock() {
+            r.screen = Some(screen);
+            r.screen_preview = preview;
+        }
+    }
+
+    /// The session's screen, when there is one.
+    pub fn screen(&self) -> Option<Screen> {
+        self.registry.lock().ok()?.screen.clone()
+    }
+
     /// A function that reads the pipelines' counters (for the status endpoint).
     pub fn stats_reader(&self) -> Arc<dyn Fn() -> MediaStats + Send + Sync> {
         let reg = self.registry.clone();
@@ -104,7 +151,22 @@ impl GstBackend {
                 m.bitrate_kbps = s.bitrate_kbps;
                 m.encode_time_us_mean = s.encode_time_us_mean;
                 m.video_source = s.video_source;
+                m.camera_unavailable = s.showing_card;
             }
+            m.screen = r.screen.as_ref().map(|s| {
+                let s = s.stats();
+                super::status::ScreenStatus {
+                    sink: s.sink,
+                    output_running: s.output_running,
+                    connector: s.connector,
+                    width: s.width,
+                    height: s.height,
+                    shown: s.shown,
+                    preview: s.preview,
+                    idle_text: s.idle_text,
+                    output_starts: s.output_starts,
+                }
+            });
             for (id, p) in &r.players {
                 let s = p.stats();
                 m.players.insert(
@@ -319,6 +381,14 @@ impl MediaBackend for GstBackend {
         }
         let pipeline = Arc::new(pipeline);
         if let Ok(mut r) = self.registry.lock() {
+            if r.screen_preview
+                && let Some(screen) = &r.screen
+            {
+                match screen.add_preview() {
+                    Ok(input) => pipeline.show_preview(input),
+                    Err(e) => tracing::warn!(error = %e, "no picture-in-picture preview"),
+                }
+            }
             r.publishers.insert(stream_id.to_string(), pipeline.clone());
         }
         let id = stream_id.to_string();
@@ -359,7 +429,15 @@ impl MediaBackend for GstBackend {
     }
 
     fn start_playback(&mut self, stream_id: &str) -> Result<Box<dyn PlaybackSink>, String> {
-        let pipeline = PlayPipeline::new(&self.play).map_err(|e| e.to_string())?;
+        let screen = self.registry.lock().ok().and_then(|r| r.screen.clone());
+        let pipeline = match screen {
+            Some(s) => {
+                let input = s.add_participant().map_err(|e| e.to_string())?;
+                PlayPipeline::with_screen(&self.play, input)
+            }
+            None => PlayPipeline::new(&self.play),
+        }
+        .map_err(|e| e.to_string())?;
         pipeline.start().map_err(|e| e.to_string())?;
         let pipeline = Arc::new(pipeline);
         if let Ok(mut r) = self.registry.lock() {

@@ -8,6 +8,7 @@ pub mod device;
 pub mod gpio;
 #[cfg(feature = "device")]
 pub mod gst_backend;
+pub mod idle_text;
 pub mod status;
 pub mod systemd;
 #[cfg(feature = "device")]

@@ -28,7 +28,28 @@ pub struct MediaStats {
     pub video_source: String,
     /// Mean time a raw frame spends in the encoder, recent frames (µs).
     pub encode_time_us_mean: Option<u64>,
+    /// The camera is gone and the "Camera unavailable" card is published instead.
+    pub camera_unavailable: bool,
     pub players: HashMap<String, PlayerMediaStats>,
+    /// The session's screen, when there is one.
+    pub screen: Option<ScreenStatus>,
+}
+
+/// The screen as the status endpoint shows it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScreenStatus {
+    /// `kms`, `window`, `none`.
+    pub sink: String,
+    /// A display shows the picture (`kms`: the connector is connected and the sink opened).
+    pub output_running: bool,
+    pub connector: Option<String>,
+    pub width: u32,
+    pub height: u32,
+    /// Participants on screen.
+    pub shown: usize,
+    pub preview: bool,
+    pub idle_text: String,
+    pub output_starts: u64,
 }
 
 /// The call as a person would describe it.
@@ -97,6 +118,7 @@ pub fn status_json(
             "bitrate_kbps": media.bitrate_kbps,
             "encode_time_us_mean": media.encode_time_us_mean,
             "video_source": media.video_source,
+            "camera_unavailable": media.camera_unavailable,
         }),
         None => json!({
             "stream_id": stream_id,
@@ -105,6 +127,7 @@ pub fn status_json(
             "video_frames_sent": 0,
             "audio_frames_sent": 0,
             "bitrate_kbps": 0,
+            "camera_unavailable": false,
         }),
     };
     let mut ids: Vec<&String> = engine.players.keys().collect();
@@ -140,6 +163,17 @@ pub fn status_json(
         "publisher": publisher,
         "players": players,
         "target_bitrate_kbps": engine.target_bitrate_bps / 1000,
+        "screen": media.screen.as_ref().map(|s| json!({
+            "sink": s.sink,
+            "output_running": s.output_running,
+            "connector": s.connector,
+            "width": s.width,
+            "height": s.height,
+            "shown": s.shown,
+            "preview": s.preview,
+            "idle_text": s.idle_text,
+            "output_starts": s.output_starts,
+        })),
     })
 }
 

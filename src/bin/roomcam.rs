@@ -107,15 +107,16 @@ async fn run_device(mut cfg: DeviceConfig, path: PathBuf) -> Result<()> {
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
     loop {
-        let (publish, play) = gst_backend::settings_from(&cfg)?;
-        let backend = gst_backend::GstBackend::new(publish, play)?;
+        let backend = gst_backend::GstBackend::from_config(&cfg)?;
         let stats = backend.stats_reader();
+        let screen = backend.screen();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (reload_tx, reload_rx) = tokio::sync::oneshot::channel::<()>();
-        let run = device::run_with_reload(
+        let run = device::run_with_screen(
             cfg.clone(),
             Box::new(backend),
             stats,
+            screen,
             async move {
                 let _ = stop_rx.await;
             },

@@ -10,6 +10,10 @@
 //! | [`playout`] | sender pts to player running time, late frames, no creeping delay | none (pure) |
 //! | [`stats`] | latency window, frame-order check | none (pure) |
 //! | `publish` | [`PublishPipeline`]: capture -> H.264 / Opus -> [`EncodedFrame`]s | GStreamer |
+//! | [`layout`] | where each picture goes on the screen (1-4 participants, preview) | none (pure) |
+//! | [`display`] | the KMS connector (sysfs), its mode, `kmssink` settings | sysfs |
+//! | `screen` | [`Screen`]: the session's compositor, idle card, display output | GStreamer |
+//! | `camera` | the publisher's capture pipeline, the "Camera unavailable" card, reopening | GStreamer |
 //! | `play` | [`PlayPipeline`]: H.264 / Opus in -> decode -> display and speaker | GStreamer |
 //!
 //! Threads: GStreamer's streaming threads run the appsink callbacks, which never block (a full
@@ -17,23 +21,29 @@
 //! turns an error message into [`MediaError::Pipeline`] and stops the pipeline. Every wait has a
 //! timeout. `docs/media.md` has the pipeline graphs and the choices behind them.
 
+mod camera;
 mod common;
+pub mod display;
 mod error;
 pub mod h264;
+pub mod layout;
 mod play;
 pub mod playout;
 mod publish;
+mod screen;
 pub mod settings;
 pub mod stamp;
 pub mod stats;
 pub mod tone;
 
+pub use camera::{CAMERA_CARD_TEXT, REOPEN_EVERY, SourceOpener, render_card};
 pub use common::init;
 pub use error::MediaError;
 pub use play::{PlayPipeline, PlayStats, PushOutcome};
 pub use publish::{
     EncodedFrame, FIRST_FRAME_TIMEOUT, FrameKind, PreviewPipeline, PublishPipeline, PublishStats,
 };
+pub use screen::{CONNECTOR_POLL, Screen, ScreenInput, ScreenSettings, ScreenStats, Snapshot};
 pub use settings::{
     AudioCapture, AudioPlayback, AudioSettings, DisplaySink, EncoderChoice, PlaySettings,
     PublishSettings, VideoSettings, VideoSource,

@@ -3,7 +3,8 @@
 //! endpoint and the tests read.
 //!
 //! ```text
-//! video: appsrc -> h264parse -> decoder -> videoconvert -> display sink (none: I420 appsink)
+//! video: appsrc -> h264parse -> decoder -> videoconvert -> display sink (none: I420 appsink;
+//!        on a [`Screen`](super::Screen): the same appsink, each picture passed on to it)
 //! audio: appsrc -> opusdec -> audioconvert -> audioresample -> audio sink (none: S16 appsink)
 //! ```
 //!
@@ -26,6 +27,7 @@ use super::MediaError;
 use super::common::{self, BusWatch, make, set_if_present};
 use super::h264;
 use super::playout::Playout;
+use super::screen::ScreenInput;
 use super::settings::{AudioPlayback, DisplaySink, PlaySettings};
 use super::stamp;
 use super::stats::{self, FrameOrder, LatencyWindow};
@@ -126,11 +128,25 @@ pub struct PlayPipeline {
     state: Shared,
     decoder: String,
     bus: BusWatch,
+    /// The screen input pictures go to (taken on `stop`, which takes the picture off screen).
+    screen: ScreenSlot,
 }
+
+type ScreenSlot = Arc<Mutex<Option<ScreenInput>>>;
 
 impl PlayPipeline {
     /// Builds the pipeline (not started).
     pub fn new(settings: &PlaySettings) -> Result<Self, MediaError> {
+        Self::build(settings, None)
+    }
+
+    /// Builds a pipeline whose pictures go to a [`Screen`](super::Screen) input (the display
+    /// setting is then not used; the stats are those of the `none` sink).
+    pub fn with_screen(settings: &PlaySettings, input: ScreenInput) -> Result<Self, MediaError> {
+        Self::build(settings, Some(input))
+    }
+
+    fn build(settings: &PlaySettings, input: Option<ScreenInput>) -> Result<Self, MediaError> {
         common::init()?;
         let pipeline = gst::Pipeline::with_name("play");
         let state: Shared = Arc::new(Mutex::new(State {
@@ -140,7 +156,17 @@ impl PlayPipeline {
             ..State::default()
         }));
         let latency_ns = settings.playout_delay.as_nanos() as i64;
-        let (video_src, decoder) = build_video(&pipeline, settings.display, latency_ns, &state)?;
+        let screen: ScreenSlot = Arc::new(Mutex::new(None));
+        let display = match input {
+            Some(i) => {
+                if let Ok(mut slot) = screen.lock() {
+                    *slot = Some(i);
+                }
+                Display::Screen(screen.clone())
+            }
+            None => Display::Sink(settings.display),
+        };
+        let (video_src, decoder) = build_video(&pipeline, display, latency_ns, &state)?;
         let audio_src = build_audio(&pipeline, &settings.playback, latency_ns, &state)?;
         let bus = BusWatch::start(&pipeline)?;
         Ok(Self {
@@ -150,6 +176,7 @@ impl PlayPipeline {
             state,
             decoder,
             bus,
+            screen,
         })
     }
 
@@ -172,6 +199,8 @@ impl PlayPipeline {
     /// Stops decoding and releases the display and the speaker.
     pub fn stop(&self) {
         let _ = self.pipeline.set_state(gst::State::Null);
+        let input = self.screen.lock().ok().and_then(|mut s| s.take());
+        drop(input);
     }
 
     /// The decoder element in use (`avdec_h264`, `v4l2h264dec`).
@@ -407,9 +436,15 @@ fn render_lag_ns(element: &gst::Element, buffer: &gst::BufferRef) -> Option<i64>
     Some(now.as_nanos() as i64 - pts.nseconds() as i64)
 }
 
+/// Where decoded pictures go.
+enum Display {
+    Sink(DisplaySink),
+    Screen(ScreenSlot),
+}
+
 fn build_video(
     pipeline: &gst::Pipeline,
-    display: DisplaySink,
+    display: Display,
     latency_ns: i64,
     state: &Shared,
 ) -> Result<(gst_app::AppSrc, String), MediaError> {
@@ -440,7 +475,10 @@ fn build_video(
         .map(|f| f.name().to_string())
         .unwrap_or_default();
     let convert = make("videoconvert", "vconvert", "video format conversion")?;
-    let display = display.resolve(DisplaySink::desktop_present());
+    let (display, screen) = match display {
+        Display::Sink(d) => (d.resolve(DisplaySink::desktop_present()), None),
+        Display::Screen(slot) => (DisplaySink::None, Some(slot)),
+    };
     let mut tail: Vec<gst::Element> = Vec::new();
     let mut appsink = None;
     match display {
@@ -502,6 +540,13 @@ fn build_video(
                     observe_picture(&mut st, buffer, sample.caps());
                     if let Some(lag) = lag {
                         push_bounded(&mut st.video_lag_ns, lag, LAG_SAMPLES);
+                    }
+                    drop(st);
+                    if let Some(slot) = &screen
+                        && let Ok(input) = slot.lock()
+                        && let Some(input) = input.as_ref()
+                    {
+                        input.push(&sample);
                     }
                     Ok(gst::FlowSuccess::Ok)
                 })

@@ -2,8 +2,10 @@
 //! Opus (one packet per frame) -> [`EncodedFrame`]s on a bounded channel for the engine.
 //!
 //! ```text
-//! video: src -> videoconvert -> videoscale -> I420 WxH@fps [stamp probe] -> queue(2, leaky)
-//!        -> encoder -> h264parse config-interval=-1 -> byte-stream/au/constrained-baseline -> appsink
+//! capture (own pipeline, `camera.rs`): src -> videoconvert -> videoscale -> I420 WxH@fps -> appsink
+//! video: appsrc (camera pictures, or the "Camera unavailable" card) -> I420 WxH@fps [stamp probe]
+//!        -> queue(2, leaky) -> encoder -> h264parse config-interval=-1
+//!        -> byte-stream/au/constrained-baseline -> appsink
 //! audio: src -> audioconvert -> audioresample -> S16 48 kHz mono -> opusenc 20 ms voice -> appsink
 //! ```
 
@@ -20,7 +22,9 @@ use gstreamer_video::prelude::*;
 use tokio::sync::mpsc;
 
 use super::MediaError;
+use super::camera::{Camera, SourceOpener};
 use super::common::{self, BusWatch, make, set_if_present};
+use super::screen::ScreenInput;
 use super::settings::{
     AudioCapture, EncoderChoice, MIN_BITRATE_KBPS, PublishSettings, VideoSettings, VideoSource,
 };
@@ -87,6 +91,12 @@ pub struct PublishStats {
     pub bitrate_kbps: u32,
     /// Mean time a raw frame spent in the encoder, over the recent frames (µs).
     pub encode_time_us_mean: Option<u64>,
+    /// The camera is gone: the "Camera unavailable" card is published instead.
+    pub showing_card: bool,
+    /// Times the camera went away during this publish.
+    pub camera_losses: u64,
+    /// Card pictures published.
+    pub card_frames: u64,
 }
 
 #[derive(Default)]
@@ -177,6 +187,8 @@ pub struct PublishPipeline {
     /// `auto`'s remaining camera candidates, tried when the current one delivers no frame.
     video_fallbacks: Mutex<VecDeque<VideoPlan>>,
     video_label: Mutex<String>,
+    /// The capture pipeline (its own, so the camera can come and go): `camera.rs`.
+    camera: Arc<Camera>,
 }
 
 impl PublishPipeline {
@@ -184,6 +196,24 @@ impl PublishPipeline {
     /// [`start`](Self::start) is called; a full channel drops frames rather than blocking capture.
     pub fn new(
         settings: &PublishSettings,
+    ) -> Result<(Self, mpsc::Receiver<EncodedFrame>), MediaError> {
+        Self::build(settings, None)
+    }
+
+    /// Like [`new`](Self::new), with a video source the caller builds: `opener` is called for
+    /// the first open and again for every reopen after the camera went away (sources roomcam
+    /// does not know, and the hot-plug tests). `[video] source` is then not used.
+    pub fn with_video_source(
+        settings: &PublishSettings,
+        opener: SourceOpener,
+        label: &str,
+    ) -> Result<(Self, mpsc::Receiver<EncodedFrame>), MediaError> {
+        Self::build(settings, Some((opener, label.to_string())))
+    }
+
+    fn build(
+        settings: &PublishSettings,
+        source: Option<(SourceOpener, String)>,
     ) -> Result<(Self, mpsc::Receiver<EncodedFrame>), MediaError> {
         common::init()?;
         settings.video.validate()?;
@@ -193,14 +223,16 @@ impl PublishPipeline {
 
         // The chooser decides whatever is `auto` (or checks an explicit camera against the
         // machine); explicit test sources and x264enc need no discovery.
-        let needs_listing = !matches!(settings.video.source, VideoSource::Test)
+        let needs_listing = (source.is_none()
+            && !matches!(settings.video.source, VideoSource::Test))
             || settings.video.encoder == EncoderChoice::Auto
             || settings.audio.capture == AudioCapture::Auto;
         let listing = needs_listing.then(devices::discover);
-        let (encoder, encoder_kind, video_sink, fallbacks, label) = build_video(
+        let (encoder, encoder_kind, video_sink, fallbacks, label, camera) = build_video(
             &pipeline,
             &settings.video,
             listing.as_ref(),
+            source,
             &counters,
             tx.clone(),
         )?;
@@ -218,6 +250,7 @@ impl PublishPipeline {
             bus,
             video_fallbacks: Mutex::new(fallbacks),
             video_label: Mutex::new(label),
+            camera,
         };
         me.apply_bitrate(start_kbps);
         Ok((me, rx))
@@ -252,47 +285,58 @@ impl PublishPipeline {
                 next = %next.label(),
                 "video source auto: the camera does not work; trying the next candidate"
             );
-            swap_video_source(&self.pipeline, &next)?;
+            self.camera.set_opener(opener_for(next.clone()))?;
             if let Ok(mut l) = self.video_label.lock() {
                 *l = next.label();
-            }
-            // The failed camera's error is history now.
-            if let Ok(mut slot) = self.bus.error.lock() {
-                *slot = None;
             }
             self.counters.raw_frames.store(0, Ordering::Relaxed);
         }
     }
 
     fn start_once(&self, first_frame_check: bool) -> Result<(), MediaError> {
-        let fail = |e: MediaError| {
-            let _ = self.pipeline.set_state(gst::State::Null);
+        let camera_fail = |e: MediaError| {
+            let _ = self.camera.pipeline.set_state(gst::State::Null);
             // The element's own error message says why; the bus thread has it within moments.
+            Err(self
+                .camera
+                .bus
+                .wait_error(Duration::from_secs(1))
+                .unwrap_or(e))
+        };
+        let fail = |e: MediaError| {
+            self.camera.stop();
+            let _ = self.pipeline.set_state(gst::State::Null);
             Err(self.bus.wait_error(Duration::from_secs(1)).unwrap_or(e))
         };
         if first_frame_check {
-            // A live pipeline reaches PLAYING only once every sink has a buffer: wait for the
-            // camera's first frame with our own (shorter) timeout.
-            if self.pipeline.set_state(gst::State::Playing).is_err() {
-                return fail(MediaError::UnusableElement {
+            // Wait for the camera's first frame with our own (shorter) timeout: another
+            // candidate is waiting.
+            if self.camera.pipeline.set_state(gst::State::Playing).is_err() {
+                return camera_fail(MediaError::UnusableElement {
                     element: "vsrc".into(),
                     reason: "the camera does not start".into(),
                 });
             }
             let deadline = Instant::now() + FIRST_FRAME_TIMEOUT;
             while self.counters.raw_frames.load(Ordering::Relaxed) == 0 {
-                if let Some(e) = self.bus.error() {
-                    return fail(e);
+                if let Some(e) = self.camera.bus.error() {
+                    return camera_fail(e);
                 }
                 if Instant::now() >= deadline {
-                    return fail(MediaError::Device(format!(
+                    return camera_fail(MediaError::Device(format!(
                         "video source auto: the camera delivered no frame within {} ms",
                         FIRST_FRAME_TIMEOUT.as_millis()
                     )));
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
+        } else if self.camera.pipeline.set_state(gst::State::Playing).is_err() {
+            // The last candidate (or the only source) does not open: the call goes on with the
+            // card, and the watcher looks for the camera every second.
+            tracing::warn!(error = ?self.camera.bus.error(), "the camera does not open; publishing the card until it does");
         }
+        let sink = self.video_sink.clone();
+        self.camera.watch(move || request_keyframe(&sink));
         if let Err(e) = common::change_state(&self.pipeline, gst::State::Playing) {
             return fail(e);
         }
@@ -304,9 +348,16 @@ impl PublishPipeline {
         Ok(())
     }
 
-    /// Stops capture and releases the devices (the pipeline goes to NULL).
+    /// Stops capture and releases the devices (the pipelines go to NULL).
     pub fn stop(&self) {
+        self.camera.stop();
         let _ = self.pipeline.set_state(gst::State::Null);
+    }
+
+    /// Shows the camera's pictures (or the card) on a screen input too: the local
+    /// picture-in-picture while publishing (a V4L2 camera opens only once).
+    pub fn show_preview(&self, input: ScreenInput) {
+        self.camera.set_preview(input);
     }
 
     /// Sets the video bitrate without restarting, clamped to [`MIN_BITRATE_KBPS`]..=max; returns
@@ -359,14 +410,23 @@ impl PublishPipeline {
             frames_dropped: c.dropped.load(Ordering::Relaxed),
             bitrate_kbps: c.bitrate_kbps.load(Ordering::Relaxed),
             encode_time_us_mean: c.encode.lock().ok().and_then(|e| e.mean_us()),
+            showing_card: self.camera.showing_card(),
+            camera_losses: self.camera.camera_losses(),
+            card_frames: self.camera.card_frames(),
         }
     }
 }
 
 impl Drop for PublishPipeline {
     fn drop(&mut self) {
+        self.camera.stop();
         let _ = self.pipeline.set_state(gst::State::Null);
     }
+}
+
+/// Opens `plan`'s source afresh each time (the camera's reopen after it went away).
+fn opener_for(plan: VideoPlan) -> SourceOpener {
+    Arc::new(move || source_element(&plan))
 }
 
 fn request_keyframe(video_sink: &gst_app::AppSink) {
@@ -413,31 +473,13 @@ fn source_element(plan: &VideoPlan) -> Result<gst::Element, MediaError> {
     }
 }
 
-/// Replaces the pipeline's video source by `plan`'s (the pipeline is stopped first).
-fn swap_video_source(pipeline: &gst::Pipeline, plan: &VideoPlan) -> Result<(), MediaError> {
-    let _ = pipeline.set_state(gst::State::Null);
-    let convert = pipeline
-        .by_name("vconvert")
-        .ok_or_else(|| MediaError::Init("no vconvert in the publish pipeline".into()))?;
-    if let Some(old) = pipeline.by_name("vsrc") {
-        old.unlink(&convert);
-        let _ = pipeline.remove(&old);
-        let _ = old.set_state(gst::State::Null);
-    }
-    let new = source_element(plan)?;
-    pipeline
-        .add(&new)
-        .map_err(|e| MediaError::Init(format!("cannot add the video source: {e}")))?;
-    common::link_all(&[&new, &convert])
-}
-
 /// The video source for the settings: `(element, stamped, further candidates)`. `auto` tries
 /// the chooser's candidates in order (one that does not open is skipped with a warning, one that
 /// opens but stays silent is replaced by the first-frame watcher), else the test pattern.
 fn video_source(
     v: &VideoSettings,
     listing: Option<&Listing>,
-) -> Result<(gst::Element, bool, VecDeque<VideoPlan>, String), MediaError> {
+) -> Result<(gst::Element, bool, VecDeque<VideoPlan>, String, VideoPlan), MediaError> {
     let empty = Listing::default();
     let listing = listing.unwrap_or(&empty);
     let want = v.wanted();
@@ -448,17 +490,30 @@ fn video_source(
             true,
             VecDeque::new(),
             VideoPlan::Test.label(),
+            VideoPlan::Test,
         )),
         VideoSource::V4l2(path) => {
             let plan =
                 devices::plan_v4l2(listing, &path.to_string_lossy(), &want).map_err(device_err)?;
             tracing::info!(source = %plan.label(), "video source");
-            Ok((source_element(&plan)?, false, VecDeque::new(), plan.label()))
+            Ok((
+                source_element(&plan)?,
+                false,
+                VecDeque::new(),
+                plan.label(),
+                plan,
+            ))
         }
         VideoSource::Libcamera => {
             let plan = devices::plan_libcamera(listing, &want).map_err(device_err)?;
             tracing::info!(source = %plan.label(), "video source");
-            Ok((source_element(&plan)?, false, VecDeque::new(), plan.label()))
+            Ok((
+                source_element(&plan)?,
+                false,
+                VecDeque::new(),
+                plan.label(),
+                plan,
+            ))
         }
         VideoSource::Auto => {
             let mut candidates: VecDeque<VideoPlan> =
@@ -469,7 +524,8 @@ fn video_source(
                         tracing::info!(source = %plan.label(), further = candidates.len(), "video source auto");
                         // The test pattern is the last resort after the cameras.
                         candidates.push_back(VideoPlan::Test);
-                        return Ok((src, false, candidates, plan.label()));
+                        let label = plan.label();
+                        return Ok((src, false, candidates, label, plan));
                     }
                     Err(e) => {
                         tracing::warn!(source = %plan.label(), error = %e, "video source auto: candidate does not open; trying the next")
@@ -482,6 +538,7 @@ fn video_source(
                 true,
                 VecDeque::new(),
                 VideoPlan::Test.label(),
+                VideoPlan::Test,
             ))
         }
     }
@@ -555,24 +612,46 @@ type VideoParts = (
     gst_app::AppSink,
     VecDeque<VideoPlan>,
     String,
+    Arc<Camera>,
 );
 
 fn build_video(
     pipeline: &gst::Pipeline,
     v: &VideoSettings,
     listing: Option<&Listing>,
+    source: Option<(SourceOpener, String)>,
     counters: &Arc<Counters>,
     tx: mpsc::Sender<EncodedFrame>,
 ) -> Result<VideoParts, MediaError> {
-    let (src, stamped, fallbacks, label) = video_source(v, listing)?;
-    let convert = make("videoconvert", "vconvert", "video format conversion")?;
-    let scale = make("videoscale", "vscale", "video scaling")?;
-    let raw_caps = gst::Caps::builder("video/x-raw")
-        .field("format", "I420")
-        .field("width", v.width as i32)
-        .field("height", v.height as i32)
-        .field("framerate", gst::Fraction::new(v.fps as i32, 1))
+    let (opener, stamped, fallbacks, label) = match source {
+        Some((opener, label)) => (opener, false, VecDeque::new(), label),
+        None => {
+            let (src, stamped, fallbacks, label, plan) = video_source(v, listing)?;
+            // The element the chooser already built (and probed) opens first; reopens build anew.
+            let first = Mutex::new(Some(src));
+            let opener: SourceOpener =
+                Arc::new(move || match first.lock().ok().and_then(|mut f| f.take()) {
+                    Some(src) => Ok(src),
+                    None => source_element(&plan),
+                });
+            (opener, stamped, fallbacks, label)
+        }
+    };
+    let raw_caps = super::camera::raw_caps(v.width, v.height, v.fps);
+    let feed = gst_app::AppSrc::builder()
+        .name("vfeed")
+        .caps(&raw_caps)
+        .is_live(true)
+        .format(gst::Format::Time)
+        .do_timestamp(true)
+        .max_buffers(2)
+        .block(false)
+        .leaky_type(gst_app::AppLeakyType::Upstream)
         .build();
+    let c = counters.clone();
+    let camera = Camera::build(opener, feed.clone(), v.width, v.height, v.fps, move || {
+        c.raw_frames.fetch_add(1, Ordering::Relaxed);
+    })?;
     let raw = capsfilter("vraw", raw_caps)?;
     let queue = make("queue", "vqueue", "capture/encode decoupling")?;
     queue.set_property("max-size-buffers", 2u32);
@@ -605,9 +684,7 @@ fn build_video(
         .build();
 
     let chain = [
-        &src,
-        &convert,
-        &scale,
+        feed.upcast_ref(),
         &raw,
         &queue,
         &encoder,
@@ -624,7 +701,6 @@ fn build_video(
     if stamped {
         add_stamp_probe(&raw, v, counters)?;
     }
-    add_frame_counter(&raw, counters)?;
     add_encode_timer(&encoder, counters)?;
 
     let c = counters.clone();
@@ -673,20 +749,7 @@ fn build_video(
             })
             .build(),
     );
-    Ok((encoder, kind, sink, fallbacks, label))
-}
-
-/// Counts raw frames leaving the source chain (the first-frame check).
-fn add_frame_counter(raw: &gst::Element, counters: &Arc<Counters>) -> Result<(), MediaError> {
-    let pad = raw
-        .static_pad("src")
-        .ok_or_else(|| MediaError::Init("capsfilter without a src pad".into()))?;
-    let c = counters.clone();
-    pad.add_probe(gst::PadProbeType::BUFFER, move |_p, _probe| {
-        c.raw_frames.fetch_add(1, Ordering::Relaxed);
-        gst::PadProbeReturn::Ok
-    });
-    Ok(())
+    Ok((encoder, kind, sink, fallbacks, label, camera))
 }
 
 /// Draws the frame stamp into each raw frame, in place, before the encoder.
@@ -889,7 +952,7 @@ impl PreviewPipeline {
         video.validate()?;
         let pipeline = gst::Pipeline::with_name("preview");
         let listing = (!matches!(video.source, VideoSource::Test)).then(devices::discover);
-        let (src, _, _, label) = video_source(video, listing.as_ref())?;
+        let (src, _, _, label, _) = video_source(video, listing.as_ref())?;
         let convert = make("videoconvert", "pconvert", "video format conversion")?;
         let scale = make("videoscale", "pscale", "video scaling")?;
         let caps = make("capsfilter", "pcaps", "caps filter")?;
@@ -971,11 +1034,12 @@ mod tests {
                     .unwrap(),
             )
             .build();
-        let convert = publisher.pipeline.by_name("vconvert").unwrap();
-        let old = publisher.pipeline.by_name("vsrc").unwrap();
+        let capture = &publisher.camera.pipeline;
+        let convert = capture.by_name("vconvert").unwrap();
+        let old = capture.by_name("vsrc").unwrap();
         old.unlink(&convert);
-        publisher.pipeline.remove(&old).unwrap();
-        publisher.pipeline.add(&silent).unwrap();
+        capture.remove(&old).unwrap();
+        capture.add(&silent).unwrap();
         silent.link(&convert).unwrap();
         *publisher.video_fallbacks.lock().unwrap() = VecDeque::from([VideoPlan::Test]);
 
@@ -994,6 +1058,7 @@ mod tests {
         assert_eq!(frame.kind, FrameKind::Video);
         assert!(
             publisher
+                .camera
                 .pipeline
                 .by_name("vsrc")
                 .unwrap()
