@@ -19,7 +19,7 @@ TONE_HZ=880
 STEPS=()
 
 now() { cut -d' ' -f1 /proc/uptime; }
-say() { echo "[guest $(now)] $*" > /dev/console; echo "[$(now)] $*"; }
+say() { echo "[guest $(now)] $*" > /dev/console; echo "[$(now)] $*" >&2; }
 # step NAME OK DETAIL: one line of result.json's "steps".
 step() {
   say "step $1: $2 ${3:-}"
