@@ -146,6 +146,9 @@ status 19101 > /dev/null || give_up a-ready
 wait_for 120 a_publishing
 step a-publishing "$(a_publishing && echo true || echo false)"
 a_publishing || give_up a-publishing
+wait_for 60 a_sending_more_than 10
+step a-sending "$(a_sending_more_than 10 && echo true || echo false)" "video_frames_sent=$(a_sent)"
+a_sending_more_than 10 || give_up a-sending
 # B starts once A publishes: two pipelines starting at once on the emulated CPU can miss the
 # media code's start deadlines.
 $B/roomcam --config $C/device-b.toml > "$R/logs/device-b.log" 2>&1 < /dev/null & PID_B=$!; pids+=($PID_B)
