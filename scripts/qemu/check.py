@@ -148,10 +148,13 @@ def main():
     step_ok("vivid-unloaded", "vivid unloaded after A released it")
     step_ok("vivid-loaded", "vivid loaded again")
     gone = st("a-camera-gone").get("publisher", {})
-    check("device A reports the camera unavailable while it is gone",
-          "unavailable" in json.dumps(gone).lower() or not str(gone.get("video_source", "")).startswith("/dev/video"),
-          gone)
+    check("device A reports the camera unavailable while it is gone (and keeps publishing)",
+          gone.get("camera_unavailable") is True and gone.get("state") == "PUBLISHING", gone)
     step_ok("camera-resumed", "device A resumed the camera by itself")
+    back = st("a-resumed").get("publisher", {})
+    check("device A publishes the camera again, not the card",
+          back.get("camera_unavailable") is False and str(back.get("video_source", "")).startswith("/dev/video"),
+          back)
 
     # Call button.
     press = [x for x in run.get("asks", []) if x.get("verb") == "press"]
