@@ -166,8 +166,9 @@ def main():
           a_end.get("call") in ("standby", "idle") and a_end.get("publisher", {}).get("state") == "NO_PUBLISH",
           {"call": a_end.get("call"), "publisher": a_end.get("publisher", {}).get("state")})
     step_ok("b-stream-deleted", "device B saw A's stream DELETE")
-    check("device B no longer plays A", player(st("b-ended"), "qemu-a-main") is None,
-          st("b-ended").get("players"))
+    b_ended = st("b-ended")
+    check("device B no longer plays A", "call" in b_ended and player(b_ended, "qemu-a-main") is None,
+          b_ended.get("players", "no status"))
     step_ok("devices-stopped", "both devices stopped on SIGTERM")
 
     report = {"checks": checks, "frames_decoded": frames, "wall_s": run.get("wall_s"),
