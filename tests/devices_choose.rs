@@ -332,7 +332,9 @@ fn pi3_capture_mode_follows_the_configured_size_and_rate() {
     // Raw caps end the description: a named capsfilter, since bare caps as the last link parse
     // as an element named "video" (found by the QEMU test on vivid, docs/qemu.md).
     assert_eq!(
-        choose(&l, &want(640, 480, 30)).video_source().gst_description(),
+        choose(&l, &want(640, 480, 30))
+            .video_source()
+            .gst_description(),
         "v4l2src device=\"/dev/video0\" ! capsfilter caps=\"video/x-raw,format=YUY2,width=640,height=480,framerate=30/1\""
     );
 }
