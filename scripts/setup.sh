@@ -25,6 +25,9 @@ PKGS=(
   python3 python3-cryptography
   # tools the tests and benchmarks use
   curl jq systemd nftables bc iproute2
+  # Pi cross builds, qemu-user tests and .deb checks (scripts/test-pi.sh)
+  mmdebstrap arch-test qemu-user-static binfmt-support file
+  gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf
   # the QEMU system test (scripts/test-qemu.sh): an emulated arm64 board with real drivers
   qemu-system-arm
 )
@@ -56,6 +59,10 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
   say "cargo not found: install Rust 1.95 or newer with rustup (https://rustup.rs) and run this again"
   exit 1
+fi
+# The Pi targets' standard libraries (scripts/cross-build.sh).
+if command -v rustup >/dev/null 2>&1; then
+  rustup target add aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf >/dev/null
 fi
 # The browser tests: Debian's Chromium and the pinned npm packages.
 bash scripts/setup-browser.sh

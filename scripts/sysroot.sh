@@ -84,8 +84,6 @@ fi
 
 say "building $dest (${#pkgs[@]} packages and their dependencies, from ${sources[*]})"
 tmp="$dest.new"
-rm -rf "$tmp"
-mkdir -p "$tmp"
 start=$(date +%s)
 mode=()
 if [ "$(id -u)" -ne 0 ]; then mode=(--mode=unshare); fi
@@ -94,10 +92,32 @@ if [ "$(id -u)" -ne 0 ]; then mode=(--mode=unshare); fi
 # /boot and /usr/lib/modules like on an installed system.
 quiet=()
 if [ "${ROOMCAM_SYSROOT_QUIET:-0}" = 1 ]; then quiet=(--quiet); fi
-mmdebstrap "${mode[@]}" "${quiet[@]}" --variant=extract --architectures="$arch" \
-  --include="$(IFS=,; echo "${pkgs[*]}")" \
-  --skip=check/empty \
-  "$suite" "$tmp" "${sources[@]}" >&2
+run_mmdebstrap() { # SOURCE_FILES...
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  mmdebstrap "${mode[@]}" "${quiet[@]}" --variant=extract --architectures="$arch" \
+    --aptopt='Acquire::Retries "3"' \
+    --include="$(IFS=,; echo "${pkgs[*]}")" \
+    --skip=check/empty \
+    "$suite" "$tmp" "$@" >&2
+}
+if ! run_mmdebstrap "${sources[@]}"; then
+  # A mirror or caching proxy caught mid-sync fails apt's index check ("File has unexpected
+  # size ... Mirror sync in progress?"); it has been seen for one architecture's security
+  # index only. Retry once without the -security suite: the headers, libraries and plugins
+  # keep the same ABI, so the binaries built are the same ones.
+  say "mmdebstrap failed; retrying once without the $suite-security suite"
+  nosec=()
+  for f in "${sources[@]}"; do
+    c="$base/.sources-nosec-$arch-$(basename "$f")"
+    case "$f" in
+      *.sources) awk -v RS= -v ORS='\n\n' '!/-security/' "$f" > "$c" ;;
+      *) grep -v -- '-security' "$f" > "$c" || true ;;
+    esac
+    nosec+=("$c")
+  done
+  run_mmdebstrap "${nosec[@]}"
+fi
 
 # Absolute symlinks inside the sysroot (for example libfoo.so -> /lib/...) would point into the
 # host when followed from outside: make them relative so the linker and pkg-config find the

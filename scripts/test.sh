@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: installs what they need (scripts/setup.sh), then formatting, lints, the
-# GStreamer-free server build, and the whole `cargo test` suite.
+# GStreamer-free server build, the whole `cargo test` suite, the browser tests and the Pi stage
+# (scripts/test-pi.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,4 +25,7 @@ cargo test
 
 echo "==> browser tests (headless Chromium)"
 bash scripts/test-browser.sh
+
+echo "==> Pi: cross builds, aarch64 tests under qemu-user, .debs, install check"
+bash scripts/test-pi.sh
 bash scripts/test-qemu.sh  # the aarch64 build on real drivers in QEMU (docs/qemu.md)
