@@ -62,7 +62,8 @@ fn driver_of(sys: &Path, card: &str) -> Option<String> {
     Some(
         match name.as_str() {
             "vc4-drm" | "vc4_drm" => "vc4",
-            "virtio-gpu" => "virtio_gpu",
+            // virtio-gpu-pci: cardN's device is the PCI function, bound to virtio-pci (QEMU).
+            "virtio-gpu" | "virtio-pci" | "virtio_pci" => "virtio_gpu",
             other => other,
         }
         .to_string(),
