@@ -214,6 +214,26 @@ mod tests {
     }
 
     #[test]
+    fn the_drm_driver_name_of_a_card_from_its_device_driver_link() {
+        // What QEMU's virtio-gpu-pci and a Pi's vc4 show in /sys/class/drm.
+        let sys = scratch("driver");
+        for (card, driver) in [
+            ("card0", "virtio-pci"),
+            ("card1", "vc4-drm"),
+            ("card2", "i915"),
+        ] {
+            let dev = sys.join(format!("{card}/device"));
+            fs::create_dir_all(&dev).unwrap();
+            std::os::unix::fs::symlink(format!("../../bus/drivers/{driver}"), dev.join("driver"))
+                .unwrap();
+        }
+        assert_eq!(driver_of(&sys, "card0").as_deref(), Some("virtio_gpu"));
+        assert_eq!(driver_of(&sys, "card1").as_deref(), Some("vc4"));
+        assert_eq!(driver_of(&sys, "card2").as_deref(), Some("i915"));
+        assert_eq!(driver_of(&sys, "card9"), None);
+    }
+
+    #[test]
     fn nothing_connected_still_names_a_connector_to_wait_for() {
         let sys = scratch("none");
         connector(&sys, "card1-HDMI-A-2", "disconnected", "");
