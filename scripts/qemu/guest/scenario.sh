@@ -14,7 +14,7 @@ B=/opt/roomcam/bin
 C=/roomcam
 mkdir -p "$R/status" "$R/logs"
 export GST_REGISTRY=/tmp/gst-registry.bin
-export ROOMCAM_LOG=info,roomcam=debug
+export ROOMCAM_LOG=info,roomcam=debug,str0m=debug
 TONE_HZ=880
 STEPS=()
 
@@ -151,7 +151,9 @@ step a-sending "$(a_sending_more_than 10 && echo true || echo false)" "video_fra
 a_sending_more_than 10 || give_up a-sending
 # B starts once A publishes: two pipelines starting at once on the emulated CPU can miss the
 # media code's start deadlines.
-$B/roomcam --config $C/device-b.toml > "$R/logs/device-b.log" 2>&1 < /dev/null & PID_B=$!; pids+=($PID_B)
+# B's GStreamer state changes go to their own log: a pipeline that does not stop shows there.
+GST_DEBUG=GST_STATES:5 GST_DEBUG_NO_COLOR=1 GST_DEBUG_FILE="$R/logs/device-b-gst.log" \
+  $B/roomcam --config $C/device-b.toml > "$R/logs/device-b.log" 2>&1 < /dev/null & PID_B=$!; pids+=($PID_B)
 snap a-publishing 19101
 wait_for 150 b_decoded_at_least 100
 step b-decoded-100 "$(b_decoded_at_least 100 && echo true || echo false)" "frames=$(frames_b)"
@@ -211,5 +213,12 @@ ask screendump-idle screendump idle
 kill "$PID_A" "$PID_B" 2>/dev/null
 wait_for 20 bash -c "! kill -0 $PID_A 2>/dev/null && ! kill -0 $PID_B 2>/dev/null"
 step devices-stopped "$(kill -0 "$PID_A" 2>/dev/null || kill -0 "$PID_B" 2>/dev/null && echo false || echo true)"
+# A device still running here hangs: its threads (name, state, kernel wait) go to the logs.
+for p in "$PID_A" "$PID_B"; do
+  [ -d "/proc/$p" ] || continue
+  for t in /proc/"$p"/task/*; do
+    echo "$(basename "$t") $(cat "$t/comm") $(sed 's/.*) //; s/ .*//' "$t/stat") $(cat "$t/wchan")"
+  done > "$R/logs/threads-$p.txt" 2>&1
+done
 write_result
 say "done"
