@@ -2,9 +2,10 @@
 """Boots the QEMU guest of the system test and serves its requests until it powers off.
 
 qemu-system-aarch64 -M virt (TCG), Debian's arm64 kernel, the initramfs of initramfs.py, a
-virtio GPU (1920x1080), a raw results disk (the guest writes a tar to it), no network, the
-serial console on this process's pipes and QMP on a unix socket. The guest asks on the console
-("@@roomcam <verb> <name> @@"); this side answers "ok <name>" once done:
+virtio GPU (640x480: less composing for the emulated CPU), a raw results disk (the guest
+writes a tar to it), no network, the serial console on this process's pipes and QMP on a unix
+socket. The guest asks on the console ("@@roomcam <verb> <name> @@"); this side answers
+"ok <name>" once done:
   screendump NAME   QMP screendump (PPM), kept as OUT/NAME.png
   press NAME        QMP system_powerdown: the virt board pulses PL061 line 3 (the call button);
                     answered once QMP reported the POWERDOWN event
@@ -106,7 +107,7 @@ def main():
         "-no-reboot",
         "-kernel", a.kernel, "-initrd", a.initrd,
         "-append", "console=ttyAMA0 rdinit=/init quiet loglevel=4",
-        "-device", "virtio-gpu-pci,xres=1920,yres=1080",
+        "-device", "virtio-gpu-pci,xres=640,yres=480",
         "-drive", f"file={disk},format=raw,if=none,id=results",
         "-device", "virtio-blk-pci,drive=results",
         "-qmp", f"unix:{qmp_path},server=on,wait=off",
