@@ -82,8 +82,19 @@ a_sending_more_than() { local n; n=$(a_sent); [ "${n:-0}" -gt "$1" ]; }
 a_source_is_camera() { status 19101 | grep -q '"video_source":"/dev/video'; }
 
 # give_up STEP: a step the rest depends on failed; record what there is and stop.
+# The threads (id, name, state, kernel wait) of every process still running, into the logs.
+dump_threads() {
+  local p t
+  for p in "${pids[@]}"; do
+    [ -d "/proc/$p" ] || continue
+    for t in /proc/"$p"/task/*; do
+      echo "$(basename "$t") $(cat "$t/comm") $(sed 's/.*) //; s/ .*//' "$t/stat") $(cat "$t/wchan")"
+    done > "$R/logs/threads-$p.txt" 2>&1
+  done
+}
 give_up() {
   say "giving up after $1"
+  dump_threads
   snap a-final 19101
   snap b-final 19102
   write_result
@@ -213,12 +224,7 @@ ask screendump-idle screendump idle
 kill "$PID_A" "$PID_B" 2>/dev/null
 wait_for 20 bash -c "! kill -0 $PID_A 2>/dev/null && ! kill -0 $PID_B 2>/dev/null"
 step devices-stopped "$(kill -0 "$PID_A" 2>/dev/null || kill -0 "$PID_B" 2>/dev/null && echo false || echo true)"
-# A device still running here hangs: its threads (name, state, kernel wait) go to the logs.
-for p in "$PID_A" "$PID_B"; do
-  [ -d "/proc/$p" ] || continue
-  for t in /proc/"$p"/task/*; do
-    echo "$(basename "$t") $(cat "$t/comm") $(sed 's/.*) //; s/ .*//' "$t/stat") $(cat "$t/wchan")"
-  done > "$R/logs/threads-$p.txt" 2>&1
-done
+# A device still running here hangs.
+dump_threads
 write_result
 say "done"
