@@ -28,6 +28,8 @@ PKGS=(
   # Pi cross builds, qemu-user tests and .deb checks (scripts/test-pi.sh)
   mmdebstrap arch-test qemu-user-static binfmt-support file
   gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf
+  # the QEMU system test (scripts/test-qemu.sh): an emulated arm64 board with real drivers
+  qemu-system-arm
 )
 
 missing=()

@@ -92,8 +92,10 @@ impl VideoPlan {
             } => {
                 let rate = format!("{}/{}", fps[0], fps[1]);
                 match (gst_raw_format(fourcc), decoder) {
+                    // A caps filter as the last link of a description must be a named
+                    // `capsfilter`: bare caps there parse as an element ("no element video").
                     (Some(format), _) => format!(
-                        "v4l2src device=\"{device}\" ! video/x-raw,format={format},width={width},height={height},framerate={rate}"
+                        "v4l2src device=\"{device}\" ! capsfilter caps=\"video/x-raw,format={format},width={width},height={height},framerate={rate}\""
                     ),
                     (None, Some(dec)) => format!(
                         "v4l2src device=\"{device}\" ! image/jpeg,width={width},height={height},framerate={rate} ! {dec}"
@@ -108,7 +110,7 @@ impl VideoPlan {
                 fps,
                 ..
             } => format!(
-                "libcamerasrc camera-name=\"{id}\" ! video/x-raw,width={width},height={height},framerate={fps}/1"
+                "libcamerasrc camera-name=\"{id}\" ! capsfilter caps=\"video/x-raw,width={width},height={height},framerate={fps}/1\""
             ),
             VideoPlan::Test => "videotestsrc is-live=true pattern=smpte".into(),
         }

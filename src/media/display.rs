@@ -62,7 +62,8 @@ fn driver_of(sys: &Path, card: &str) -> Option<String> {
     Some(
         match name.as_str() {
             "vc4-drm" | "vc4_drm" => "vc4",
-            "virtio-gpu" => "virtio_gpu",
+            // virtio-gpu-pci: cardN's device is the PCI function, bound to virtio-pci (QEMU).
+            "virtio-gpu" | "virtio-pci" | "virtio_pci" => "virtio_gpu",
             other => other,
         }
         .to_string(),
@@ -210,6 +211,26 @@ mod tests {
         let named = pick(connectors_in(&sys), Some("HDMI-A-1")).expect("named");
         assert!(!named.connected());
         assert!(pick(connectors_in(&sys), Some("DSI-1")).is_none());
+    }
+
+    #[test]
+    fn the_drm_driver_name_of_a_card_from_its_device_driver_link() {
+        // What QEMU's virtio-gpu-pci and a Pi's vc4 show in /sys/class/drm.
+        let sys = scratch("driver");
+        for (card, driver) in [
+            ("card0", "virtio-pci"),
+            ("card1", "vc4-drm"),
+            ("card2", "i915"),
+        ] {
+            let dev = sys.join(format!("{card}/device"));
+            fs::create_dir_all(&dev).unwrap();
+            std::os::unix::fs::symlink(format!("../../bus/drivers/{driver}"), dev.join("driver"))
+                .unwrap();
+        }
+        assert_eq!(driver_of(&sys, "card0").as_deref(), Some("virtio_gpu"));
+        assert_eq!(driver_of(&sys, "card1").as_deref(), Some("vc4"));
+        assert_eq!(driver_of(&sys, "card2").as_deref(), Some("i915"));
+        assert_eq!(driver_of(&sys, "card9"), None);
     }
 
     #[test]

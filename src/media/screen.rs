@@ -504,11 +504,12 @@ impl Inner {
         });
         if let Some(s) = slot {
             let _ = s.src.end_of_stream();
-            let _ = s.src.set_state(gst::State::Null);
-            if let Some(p) = s.src.static_pad("src") {
-                let _ = p.unlink(&s.pad);
-            }
+            // The compositor's pad first: releasing it flushes it, which wakes the input's
+            // streaming thread if it waits in that pad for the compositor to take a picture.
+            // Stopping the appsrc first would wait for that thread, and so for the compositor,
+            // forever if the compositor is stuck (the QEMU test's device B hung here).
             self.compositor.release_request_pad(&s.pad);
+            let _ = s.src.set_state(gst::State::Null);
             let _ = self.pipeline.remove(&s.src);
         }
         self.relayout();
@@ -855,5 +856,58 @@ fn kms_watch(weak: Weak<Inner>, target: KmsTarget) {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A picture for an input: 64x36 I420, grey.
+    fn picture() -> gst::Sample {
+        let caps = raw_caps("I420", 64, 36, Some(30));
+        let info = gst_video::VideoInfo::from_caps(&caps).unwrap();
+        let mut buffer = gst::Buffer::with_size(info.size()).unwrap();
+        buffer.get_mut().unwrap().map_writable().unwrap().fill(128);
+        gst::Sample::builder().buffer(&buffer).caps(&caps).build()
+    }
+
+    #[test]
+    fn an_input_leaves_while_the_compositor_is_stuck() {
+        common::init().unwrap();
+        let screen = Screen::start(
+            &ScreenSettings {
+                sink: DisplaySink::None,
+                width: 64,
+                height: 36,
+                fps: 30,
+                ..ScreenSettings::default()
+            },
+            "idle",
+        )
+        .unwrap();
+        let input = screen.add_participant().unwrap();
+        // The compositor's output blocks: it takes no more pictures from its inputs.
+        let out = screen.inner.compositor.static_pad("src").unwrap();
+        out.add_probe(
+            gst::PadProbeType::BUFFER | gst::PadProbeType::BLOCK,
+            |_, _| gst::PadProbeReturn::Ok,
+        )
+        .unwrap();
+        // Enough pictures that the input's thread waits in the compositor's pad.
+        for _ in 0..50 {
+            input.push(&picture());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(input);
+            let _ = tx.send(());
+        });
+        // A hang guard, not a speed check.
+        assert!(
+            rx.recv_timeout(Duration::from_secs(20)).is_ok(),
+            "removing the input waited for the stuck compositor"
+        );
     }
 }

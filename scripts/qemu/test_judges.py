@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Tests of the QEMU test's judges (pictures.py, check.py's tone) on pictures and sounds made
+here: colour bars like vivid's, black, the idle card, a sine and silence. A judge that calls
+everything "bars" or every sound "880 Hz" fails here before it can pass a broken run.
+Run: python3 scripts/qemu/test_judges.py
+"""
+
+import math
+import os
+import struct
+import sys
+import tempfile
+import unittest
+import wave
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import check  # noqa: E402
+import pictures  # noqa: E402
+
+W, H = 320, 180
+
+
+def picture(fill):
+    rgb = bytearray(W * H * 3)
+    for y in range(H):
+        for x in range(W):
+            rgb[(y * W + x) * 3 : (y * W + x) * 3 + 3] = bytes(fill(x, y))
+    return bytes(rgb)
+
+
+def vivid_bars(x, _y, order=None):
+    # white, yellow, cyan, green, magenta, red, blue, black: 8 bars of 75% like vivid's.
+    cols = [(191, 191, 191)] + [c[1:] for c in (order or pictures.BARS)] + [(0, 0, 0)]
+    return cols[x * 8 // W]
+
+
+class Pictures(unittest.TestCase):
+    def roundtrip(self, rgb):
+        with tempfile.TemporaryDirectory() as d:
+            p = os.path.join(d, "p.png")
+            pictures.write_png(p, W, H, rgb)
+            w, h, back = pictures.read_png(p)
+        self.assertEqual((w, h, back), (W, H, rgb))
+        return pictures.classify(w, h, back, step=2)
+
+    def test_bars(self):
+        self.assertEqual(self.roundtrip(picture(vivid_bars))["kind"], "bars")
+
+    def test_bars_in_a_corner_of_a_black_screen(self):
+        pic = picture(lambda x, y: vivid_bars(x * 3, y) if x < W // 3 and y < H // 3 else (0, 0, 0))
+        self.assertEqual(self.roundtrip(pic)["kind"], "bars")
+
+    def test_bars_in_another_order_are_not_vivid(self):
+        shuffled = list(reversed(pictures.BARS))
+        pic = picture(lambda x, y: vivid_bars(x, y, shuffled))
+        self.assertEqual(self.roundtrip(pic)["kind"], "other")
+
+    def test_black(self):
+        self.assertEqual(self.roundtrip(picture(lambda x, y: (3, 3, 3)))["kind"], "black")
+
+    def test_idle_card_with_text(self):
+        pic = picture(lambda x, y: (230, 230, 230) if 60 < y < 80 and 100 < x < 220 else pictures.IDLE_CARD)
+        self.assertEqual(self.roundtrip(pic)["kind"], "card")
+
+    def test_grey_card_is_other(self):
+        self.assertEqual(self.roundtrip(picture(lambda x, y: (90, 90, 90)))["kind"], "other")
+
+    def test_ppm(self):
+        rgb = picture(vivid_bars)
+        with tempfile.TemporaryDirectory() as d:
+            p = os.path.join(d, "p.ppm")
+            with open(p, "wb") as f:
+                f.write(b"P6\n# comment\n%d %d\n255\n" % (W, H) + rgb)
+            self.assertEqual(pictures.read_ppm(p), (W, H, rgb))
+
+
+def wav(path, f_hz, seconds=3, amp=8000, rate=48000):
+    with wave.open(path, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        n = int(seconds * rate)
+        w.writeframes(struct.pack(f"<{n}h", *(int(amp * math.sin(2 * math.pi * f_hz * i / rate)) for i in range(n))))
+
+
+class Tone(unittest.TestCase):
+    def judge(self, f_hz, amp=8000):
+        with tempfile.TemporaryDirectory() as d:
+            p = os.path.join(d, "t.wav")
+            wav(p, f_hz, amp=amp)
+            return check.tone(p, 880)
+
+    def test_the_tone(self):
+        t = self.judge(880)
+        self.assertLess(abs(t["zero_crossing_hz"] - 880), 10)
+        self.assertGreater(t["tone_to_neighbours_db"], 20)
+        self.assertGreater(t["rms"], 200)
+
+    def test_another_tone(self):
+        t = self.judge(440)
+        self.assertGreater(abs(t["zero_crossing_hz"] - 880), 100)
+        self.assertLess(t["tone_to_neighbours_db"], 0)
+
+    def test_silence(self):
+        self.assertLess(self.judge(880, amp=0)["rms"], 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
