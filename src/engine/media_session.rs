@@ -260,6 +260,7 @@ impl MediaSession {
                 self.note_candidate(&c);
             }
         }
+        check_payload_types(&sdp)?;
         let Some(pending) = self.pending.take() else {
             return Err("an answer arrived with no offer out".into());
         };
@@ -531,4 +532,65 @@ impl MediaSession {
 
     /// How long str0m waits at most between timeouts (for the adapter's sleep).
     pub const MAX_SLEEP: Duration = Duration::from_millis(100);
+}
+
+/// Refuses an answer whose payload types str0m would trip over: an `a=rtpmap` for a payload type
+/// its m-line does not list, or a payload type listed twice in one m-line (sections of one
+/// BUNDLE legitimately share payload types: every video section lists the same ones). str0m
+/// 0.25 panics on such an answer ("Pt locked multiple times"; found by fuzzing the device's
+/// answer handling); an SFU never sends one, so it is a bad answer, not something to adapt to.
+pub fn check_payload_types(sdp: &str) -> Result<(), String> {
+    let mut section: Vec<u32> = Vec::new();
+    for line in sdp.lines().map(str::trim) {
+        if let Some(m) = line.strip_prefix("m=") {
+            section.clear();
+            for f in m.split_whitespace().skip(3) {
+                let Ok(pt) = f.parse::<u32>() else { continue };
+                if section.contains(&pt) {
+                    return Err(format!("answer refused: payload type {pt} is listed twice"));
+                }
+                section.push(pt);
+            }
+        } else if let Some(map) = line.strip_prefix("a=rtpmap:") {
+            let pt = map
+                .split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<u32>().ok());
+            match pt {
+                Some(pt) if section.contains(&pt) => {}
+                _ => {
+                    return Err(format!(
+                        "answer refused: {line:?} maps a payload type its m-line does not list"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod payload_type_tests {
+    use super::check_payload_types;
+
+    /// The shape of the answer the sdp fuzz target found (str0m panicked on it): the audio
+    /// section maps 127, which only the video section lists.
+    #[test]
+    fn an_answer_that_maps_a_payload_type_of_another_section_is_refused() {
+        let bad = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 108 127\r\na=rtpmap:108 H264/90000\r\n\
+                   a=rtpmap:127 H264/90000\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
+                   a=rtpmap:127 H264/90000\r\na=rtpmap:111 opus/48000/2\r\n";
+        let e = check_payload_types(bad).unwrap_err();
+        assert!(e.contains("a=rtpmap:127"), "{e}");
+        let twice = "m=video 9 UDP/TLS/RTP/SAVPF 108 108\r\n";
+        assert!(check_payload_types(twice).unwrap_err().contains("108"));
+        // Two video sections of one BUNDLE share their payload types.
+        let shared = "m=video 9 UDP/TLS/RTP/SAVPF 108\r\na=rtpmap:108 H264/90000\r\n\
+                      m=video 9 UDP/TLS/RTP/SAVPF 108\r\na=rtpmap:108 H264/90000\r\n";
+        assert_eq!(check_payload_types(shared), Ok(()));
+        let good = "m=video 9 UDP/TLS/RTP/SAVPF 108 109\r\na=rtpmap:108 H264/90000\r\n\
+                    a=rtpmap:109 rtx/90000\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
+                    a=rtpmap:111 opus/48000/2\r\n";
+        assert_eq!(check_payload_types(good), Ok(()));
+    }
 }
