@@ -260,7 +260,7 @@ impl MediaSession {
                 self.note_candidate(&c);
             }
         }
-        check_payload_types(&sdp)?;
+        check_payload_types(sdp)?;
         let Some(pending) = self.pending.take() else {
             return Err("an answer arrived with no offer out".into());
         };
