@@ -264,10 +264,13 @@ impl PlayPipeline {
         let now = self.now()?;
         let mut st = self.state()?;
         let idr = h264::contains_idr(&data);
-        st.parameter_sets.learn(&data);
-        if st.waiting_for_keyframe && !idr {
-            st.stats.video_held_for_keyframe += 1;
-            return Ok(PushOutcome::WaitingForKeyframe);
+        if st.waiting_for_keyframe {
+            // Only while waiting: once started, the parser keeps the sets (no scan per frame).
+            st.parameter_sets.learn(&data);
+            if !idr {
+                st.stats.video_held_for_keyframe += 1;
+                return Ok(PushOutcome::WaitingForKeyframe);
+            }
         }
         // Start only where the decoder can: an IDR whose SPS/PPS are known. h264parse drops an
         // IDR without them, and after it every picture, while the player would think it had
