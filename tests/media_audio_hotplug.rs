@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::audio::{self, CHUNK, RATE, Sine};
 use common::media::HANG_GUARD;
-use roomcam::media::tone::level_db;
+use roomcam::media::tone::block_level_db;
 use roomcam::media::{
     AudioCapture, AudioFeed, AudioPlayback, AudioSettings, AudioTap, EncodedFrame, PublishPipeline,
     Speaker,
@@ -47,7 +47,7 @@ fn tone_db(pcm: &[f32], from: usize, to: usize) -> f64 {
         "segment {from}..{to} of {} samples",
         pcm.len()
     );
-    level_db(&pcm[a..b], RATE, MIC_HZ)
+    block_level_db(&pcm[a..b], RATE, MIC_HZ, 960)
 }
 
 #[test]
@@ -153,7 +153,8 @@ fn an_unplugged_speaker_comes_back_by_itself() {
             input.push_pcm(&audio::to_bytes(&audio::to_s16(&tone.next_chunk(CHUNK))));
         })
     };
-    let heard = |tap: &AudioTap| level_db(&tap.recent_samples(), RATE, 700.0);
+    // Per 20 ms block: a glitch under CPU load (one late buffer) must not hide the tone.
+    let heard = |tap: &AudioTap| block_level_db(&tap.recent_samples(), RATE, 700.0, 960);
     play(1500);
     assert!(speaker.stats().on_device, "{:?}", speaker.stats());
     assert!(heard(&tap) > -20.0, "{}", heard(&tap));

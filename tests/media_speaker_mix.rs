@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::audio::{self, RATE};
 use common::media::HANG_GUARD;
-use roomcam::media::tone::level_db;
+use roomcam::media::tone::block_level_db;
 use roomcam::media::{
     AudioCapture, AudioPlayback, AudioSettings, DisplaySink, EncodedFrame, FrameKind, PlayPipeline,
     PlaySettings, PublishPipeline, Speaker,
@@ -67,9 +67,10 @@ fn levels(speaker: &Speaker) -> (f64, f64, f64) {
     let s = speaker.recent_samples();
     assert!(s.len() >= RATE as usize / 4, "{} samples", s.len());
     (
-        level_db(&s, RATE, A_HZ),
-        level_db(&s, RATE, B_HZ),
-        level_db(&s, RATE, NONE_HZ),
+        // Per 20 ms block: one late buffer under CPU load must not cancel a tone's level.
+        block_level_db(&s, RATE, A_HZ, 960),
+        block_level_db(&s, RATE, B_HZ, 960),
+        block_level_db(&s, RATE, NONE_HZ, 960),
     )
 }
 

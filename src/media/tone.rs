@@ -62,6 +62,25 @@ pub fn level_db(samples: &[f32], rate: u32, hz: f64) -> f64 {
     20.0 * amplitude.max(1e-10).log10()
 }
 
+/// Level of the `hz` component as heard over time: the median of [`level_db`] over consecutive
+/// blocks of `block` samples. Unlike one Goertzel over the whole slice it does not depend on the
+/// tone's phase staying continuous, so one dropped or repeated buffer (a glitch a listener barely
+/// notices) costs one block instead of cancelling the whole measurement. A tail shorter than
+/// half a block is ignored.
+pub fn block_level_db(samples: &[f32], rate: u32, hz: f64, block: usize) -> f64 {
+    let block = block.max(2);
+    let mut levels: Vec<f64> = samples
+        .chunks(block)
+        .filter(|c| c.len() * 2 >= block)
+        .map(|c| level_db(c, rate, hz))
+        .collect();
+    if levels.is_empty() {
+        return -200.0;
+    }
+    levels.sort_by(f64::total_cmp);
+    levels[levels.len() / 2]
+}
+
 /// Samples of interleaved S16 PCM, first channel only, as floats in [-1, 1).
 pub fn first_channel_s16(pcm: &[u8], channels: usize) -> impl Iterator<Item = f32> + '_ {
     pcm.chunks_exact(2 * channels.max(1))
@@ -121,6 +140,21 @@ mod tests {
         assert!(level_db(&mix, 48_000, 1100.0) < l1700 - 30.0);
         assert!(level_db(&[0.0; 4800], 48_000, 600.0) < -150.0);
         assert_eq!(level_db(&[], 48_000, 600.0), -200.0);
+    }
+
+    #[test]
+    fn block_level_survives_a_phase_jump_that_cancels_the_whole_window() {
+        // Half a second of tone whose second half starts half a period late (a repeated
+        // buffer): one Goertzel over the window loses the tone, the block median does not.
+        let mut s = sine(700.0, 48_000, 12_000, 0.3, 0.0);
+        s.extend(sine(700.0, 48_000, 12_000, 0.3, std::f64::consts::PI));
+        let whole = level_db(&s, 48_000, 700.0);
+        let blocks = block_level_db(&s, 48_000, 700.0, 960);
+        assert!(whole < -25.0, "{whole}");
+        assert!((blocks - 20.0 * 0.3f64.log10()).abs() < 1.0, "{blocks}");
+        assert!(block_level_db(&s, 48_000, 1900.0, 960) < blocks - 30.0);
+        assert!(block_level_db(&[0.0; 4800], 48_000, 700.0, 960) < -150.0);
+        assert_eq!(block_level_db(&[0.1; 100], 48_000, 700.0, 960), -200.0);
     }
 
     #[test]
