@@ -3,11 +3,12 @@
 
 mod common;
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::callsim::read_video_frame;
 use common::server::*;
-use common::synthetic::{Recorded, SyntheticBackend};
+use common::synthetic::{Gate, Recorded, SyntheticBackend};
 use roomcam::engine::{
     Credential, Engine, EngineOptions, EngineProfile, Event, PlayerState, PublisherState,
     RoomStateReason, TrackKind,
@@ -16,6 +17,18 @@ use roomcam::engine::{
 async fn engine(
     srv: &TestServer,
     user: &str,
+) -> (
+    Engine,
+    tokio::sync::mpsc::UnboundedReceiver<Event>,
+    Recorded,
+) {
+    engine_with(srv, user, None).await
+}
+
+async fn engine_with(
+    srv: &TestServer,
+    user: &str,
+    playback_gate: Option<Gate>,
 ) -> (
     Engine,
     tokio::sync::mpsc::UnboundedReceiver<Event>,
@@ -34,7 +47,10 @@ async fn engine(
     let (e, ev) = Engine::create(
         profile,
         opts,
-        Box::new(SyntheticBackend { rec: rec.clone() }),
+        Box::new(SyntheticBackend {
+            rec: rec.clone(),
+            playback_gate,
+        }),
     )
     .await
     .unwrap();
@@ -157,6 +173,74 @@ async fn two_engines_call_over_loopback() {
         )
     })
     .await;
+    b.destroy().await;
+    srv.stop().await;
+}
+
+/// A pipeline start that takes long (seconds on a slow board, up to twenty under emulation)
+/// does not stall the engine: while B's playback start is held, B still hears the room (A's
+/// stream DELETE arrives), and the playback that finally starts for a stream no longer
+/// played is stopped, not kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_pipeline_start_does_not_stall_the_engine() {
+    let srv = TestServer::default().await;
+    let gate = Gate::default();
+    let _open_at_the_end = gate.opened_on_drop();
+    let (a, mut a_ev, _) = engine(&srv, "dev-a").await;
+    let (b, mut b_ev, b_rec) = engine_with(&srv, "dev-b", Some(gate.clone())).await;
+    for (e, ev) in [(&a, &mut a_ev), (&b, &mut b_ev)] {
+        e.login_room("room1", true, None).unwrap();
+        wait_for(ev, "logged in", |e| {
+            matches!(
+                e,
+                Event::RoomStateUpdate {
+                    reason: RoomStateReason::Logined,
+                    ..
+                }
+            )
+        })
+        .await;
+    }
+    a.start_publishing_stream("dev-a-main", "").unwrap();
+    wait_for(&mut b_ev, "the stream ADD", |e| {
+        matches!(e, Event::RoomStreamUpdate { .. })
+    })
+    .await;
+    b.start_playing_stream("dev-a-main").unwrap();
+    let deadline = tokio::time::Instant::now() + HANG_GUARD;
+    while b_rec.playback_starts.load(Ordering::SeqCst) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no playback start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // B's playback start is held. A leaves: B's engine must still read the room service.
+    a.logout_room("room1").unwrap();
+    wait_for(&mut b_ev, "stream DELETE while a start is held", |e| {
+        matches!(
+            e,
+            Event::RoomStreamUpdate {
+                update_type: roomcam::protocol::UpdateType::Delete,
+                ..
+            }
+        )
+    })
+    .await;
+    assert_eq!(b_rec.live_playbacks.load(Ordering::SeqCst), 0);
+    // The start finishes late: the stream is gone, so that playback is stopped again.
+    gate.open();
+    let deadline = tokio::time::Instant::now() + HANG_GUARD;
+    while b_rec.playbacks_made.load(Ordering::SeqCst) == 0
+        || b_rec.live_playbacks.load(Ordering::SeqCst) > 0
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the late playback was kept"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(b_rec.playback_starts.load(Ordering::SeqCst), 1);
+    assert!(b.status().players.is_empty());
+    assert!(b_rec.frames.lock().unwrap().is_empty());
+    a.destroy().await;
     b.destroy().await;
     srv.stop().await;
 }

@@ -41,9 +41,7 @@ async fn engine_for(
     Engine::create(
         profile("pi-tls", credential),
         opts,
-        Box::new(SyntheticBackend {
-            rec: Recorded::default(),
-        }),
+        Box::new(SyntheticBackend::new(Recorded::default())),
     )
     .await
 }

@@ -8,6 +8,7 @@
 mod core;
 mod events;
 mod media_session;
+mod media_worker;
 mod runtime;
 mod tcp_link;
 pub mod wss;

@@ -19,6 +19,7 @@ use crate::protocol::ErrorCode;
 use super::core::{Command, CoreOutput, EngineConfig, EngineCore, EngineProfile};
 use super::events::{Event, PlayerState, PublisherState, RoomState};
 use super::media_session::{ReceivedFrame, TrackKind};
+use super::media_worker::{MediaWorker, Started};
 use super::tcp_link::{LinkEvent, TcpLink};
 use super::wss::{Trust, TrustError};
 use crate::ice_tcp::Transport;
@@ -36,6 +37,8 @@ pub enum EngineError {
     Trust(#[from] TrustError),
     #[error("cannot open the media UDP socket: {0}")]
     Udp(std::io::Error),
+    #[error("cannot start the media worker thread: {0}")]
+    Worker(std::io::Error),
     #[error("the engine was destroyed")]
     Gone,
 }
@@ -224,6 +227,7 @@ impl Engine {
             media_addr,
             rand::random(),
         );
+        let (media, started) = MediaWorker::spawn(backend).map_err(EngineError::Worker)?;
         let run = Runtime {
             core,
             options,
@@ -233,7 +237,13 @@ impl Engine {
             rx,
             events: ev_tx,
             status: status.clone(),
-            backend,
+            media,
+            started,
+            pending_captures: HashMap::new(),
+            pending_playbacks: HashMap::new(),
+            pending_preview: None,
+            next_generation: 0,
+            target_bps: None,
             captures: HashMap::new(),
             playbacks: HashMap::new(),
             ws_out: None,
@@ -402,7 +412,17 @@ struct Runtime {
     rx: mpsc::UnboundedReceiver<Request>,
     events: mpsc::UnboundedSender<Event>,
     status: Arc<Mutex<EngineStatus>>,
-    backend: Box<dyn MediaBackend>,
+    /// Starts and stops pipelines off this loop (they can take seconds on a slow board).
+    media: MediaWorker,
+    started: mpsc::UnboundedReceiver<Started>,
+    /// Starts asked of the worker and not yet answered, by stream: the generation of the
+    /// latest request (an answer to an older or cancelled one is retired).
+    pending_captures: HashMap<String, u64>,
+    pending_playbacks: HashMap<String, u64>,
+    pending_preview: Option<u64>,
+    next_generation: u64,
+    /// The latest bandwidth estimate, for a capture that starts after it came.
+    target_bps: Option<u64>,
     captures: HashMap<String, Box<dyn CaptureControl>>,
     playbacks: HashMap<String, Box<dyn PlaybackSink>>,
     ws_out: Option<mpsc::Sender<Message>>,
@@ -431,12 +451,14 @@ impl Runtime {
                 req = self.rx.recv() => match req {
                     Some(Request::Command(c)) => self.core.command(Instant::now(), c),
                     Some(Request::Preview(on)) => {
-                        self.preview = None;
+                        if let Some(p) = self.preview.take() {
+                            self.media.retire(p);
+                        }
+                        self.pending_preview = None;
                         if on {
-                            match self.backend.start_preview() {
-                                Ok(p) => self.preview = Some(p),
-                                Err(e) => tracing::error!(error = %e, "cannot start the preview"),
-                            }
+                            let generation = self.generation();
+                            self.pending_preview = Some(generation);
+                            self.media.start_preview(generation);
                         }
                     }
                     Some(Request::Destroy(done)) => {
@@ -519,6 +541,7 @@ impl Runtime {
                         self.core.handle_tcp_closed(Instant::now(), "the ICE-TCP task ended");
                     }
                 },
+                Some(started) = self.started.recv() => self.media_started(started),
                 f = frames_rx.recv() => {
                     if let Some(f) = f {
                         self.write_frame(f);
@@ -538,9 +561,20 @@ impl Runtime {
                     )
                     .await;
                 }
-                self.captures.clear();
-                self.playbacks.clear();
-                self.preview = None;
+                for (_, c) in self.captures.drain() {
+                    self.media.retire(Box::new(c));
+                }
+                for (_, p) in self.playbacks.drain() {
+                    self.media.retire(Box::new(p));
+                }
+                if let Some(p) = self.preview.take() {
+                    self.media.retire(p);
+                }
+                self.pending_captures.clear();
+                self.pending_playbacks.clear();
+                self.pending_preview = None;
+                // Every pipeline stopped (and its device released) before destroy returns.
+                let _ = self.media.flush().await;
                 let _ = done.send(());
                 break;
             }
@@ -707,32 +741,27 @@ impl Runtime {
                     }
                 }
                 CoreOutput::Capture { stream_id, on } => {
+                    if let Some(c) = self.captures.remove(&stream_id) {
+                        self.media.retire(Box::new(c));
+                    }
+                    self.pending_captures.remove(&stream_id);
                     if on {
                         self.rtp_base.remove(&stream_id);
-                        match self.backend.start_capture(&stream_id, frames_tx.clone()) {
-                            Ok(c) => {
-                                self.captures.insert(stream_id, c);
-                            }
-                            Err(e) => {
-                                tracing::error!(stream = %stream_id, error = %e, "cannot start capture")
-                            }
-                        }
-                    } else {
-                        self.captures.remove(&stream_id);
+                        let generation = self.generation();
+                        self.media
+                            .start_capture(&stream_id, generation, frames_tx.clone());
+                        self.pending_captures.insert(stream_id, generation);
                     }
                 }
                 CoreOutput::Playback { stream_id, on } => {
+                    if let Some(p) = self.playbacks.remove(&stream_id) {
+                        self.media.retire(Box::new(p));
+                    }
+                    self.pending_playbacks.remove(&stream_id);
                     if on {
-                        match self.backend.start_playback(&stream_id) {
-                            Ok(p) => {
-                                self.playbacks.insert(stream_id, p);
-                            }
-                            Err(e) => {
-                                tracing::error!(stream = %stream_id, error = %e, "cannot start playback")
-                            }
-                        }
-                    } else {
-                        self.playbacks.remove(&stream_id);
+                        let generation = self.generation();
+                        self.media.start_playback(&stream_id, generation);
+                        self.pending_playbacks.insert(stream_id, generation);
                     }
                 }
                 CoreOutput::KeyframeRequest { stream_id } => {
@@ -741,12 +770,87 @@ impl Runtime {
                     }
                 }
                 CoreOutput::TargetBitrate { bps } => {
+                    self.target_bps = Some(bps);
                     for c in self.captures.values_mut() {
                         c.set_target_bitrate(bps);
                     }
                     if let Ok(mut s) = self.status.lock() {
                         s.target_bitrate_bps = bps;
                     }
+                }
+            }
+        }
+    }
+
+    fn generation(&mut self) -> u64 {
+        self.next_generation += 1;
+        self.next_generation
+    }
+
+    /// A start finished on the media worker: keep it if it is still wanted, else retire it.
+    fn media_started(&mut self, started: Started) {
+        match started {
+            Started::Capture {
+                stream_id,
+                generation,
+                result,
+            } => {
+                if self.pending_captures.get(&stream_id) != Some(&generation) {
+                    if let Ok(c) = result {
+                        self.media.retire(Box::new(c));
+                    }
+                    return;
+                }
+                self.pending_captures.remove(&stream_id);
+                match result {
+                    Ok(mut c) => {
+                        if let Some(bps) = self.target_bps {
+                            c.set_target_bitrate(bps);
+                        }
+                        self.captures.insert(stream_id, c);
+                    }
+                    Err(e) => {
+                        tracing::error!(stream = %stream_id, error = %e, "cannot start capture")
+                    }
+                }
+            }
+            Started::Playback {
+                stream_id,
+                generation,
+                result,
+            } => {
+                if self.pending_playbacks.get(&stream_id) != Some(&generation) {
+                    if let Ok(p) = result {
+                        self.media.retire(Box::new(p));
+                    }
+                    return;
+                }
+                self.pending_playbacks.remove(&stream_id);
+                match result {
+                    Ok(p) => {
+                        // Frames that came while it started were dropped: ask for a keyframe
+                        // now rather than at the first delta frame the player refuses.
+                        let now = Instant::now();
+                        self.keyframe_asked.insert(stream_id.clone(), now);
+                        self.core.request_keyframe(now, &stream_id);
+                        self.playbacks.insert(stream_id, p);
+                    }
+                    Err(e) => {
+                        tracing::error!(stream = %stream_id, error = %e, "cannot start playback")
+                    }
+                }
+            }
+            Started::Preview { generation, result } => {
+                if self.pending_preview != Some(generation) {
+                    if let Ok(p) = result {
+                        self.media.retire(p);
+                    }
+                    return;
+                }
+                self.pending_preview = None;
+                match result {
+                    Ok(p) => self.preview = Some(p),
+                    Err(e) => tracing::error!(error = %e, "cannot start the preview"),
                 }
             }
         }

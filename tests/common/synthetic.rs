@@ -2,7 +2,8 @@
 //! timer and records what it is given to play: the engine adapter tested over real sockets
 //! without GStreamer.
 
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use roomcam::engine::{
@@ -16,10 +17,58 @@ use super::callsim::{audio_frame, video_frame};
 pub struct Recorded {
     pub frames: Arc<Mutex<Vec<ReceivedFrame>>>,
     pub keyframe_requests: Arc<Mutex<u32>>,
+    /// Playbacks started and not yet dropped.
+    pub live_playbacks: Arc<AtomicUsize>,
+    /// Playback starts entered so far (a gated one counts while it waits).
+    pub playback_starts: Arc<AtomicUsize>,
+    /// Playback starts that returned a playback.
+    pub playbacks_made: Arc<AtomicUsize>,
+}
+
+/// Holds playback starts until opened: a pipeline start that takes as long as the test wants
+/// (as a GStreamer start does on a slow board or under emulation).
+#[derive(Default, Clone)]
+pub struct Gate(Arc<(Mutex<bool>, Condvar)>);
+
+impl Gate {
+    pub fn open(&self) {
+        *self.0.0.lock().unwrap() = true;
+        self.0.1.notify_all();
+    }
+
+    /// Opens the gate when the returned guard drops: a failing test does not leave a thread
+    /// waiting on it forever (which would hang the test instead of failing it).
+    pub fn opened_on_drop(&self) -> impl Drop + use<> {
+        struct Opener(Gate);
+        impl Drop for Opener {
+            fn drop(&mut self) {
+                self.0.open();
+            }
+        }
+        Opener(self.clone())
+    }
+
+    fn wait(&self) {
+        let mut open = self.0.0.lock().unwrap();
+        while !*open {
+            open = self.0.1.wait(open).unwrap();
+        }
+    }
 }
 
 pub struct SyntheticBackend {
     pub rec: Recorded,
+    /// When set, `start_playback` blocks (the calling thread) until the gate opens.
+    pub playback_gate: Option<Gate>,
+}
+
+impl SyntheticBackend {
+    pub fn new(rec: Recorded) -> Self {
+        SyntheticBackend {
+            rec,
+            playback_gate: None,
+        }
+    }
 }
 
 struct Capture {
@@ -44,6 +93,12 @@ impl CaptureControl for Capture {
 
 struct Playback {
     rec: Recorded,
+}
+
+impl Drop for Playback {
+    fn drop(&mut self) {
+        self.rec.live_playbacks.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl PlaybackSink for Playback {
@@ -94,6 +149,12 @@ impl MediaBackend for SyntheticBackend {
     }
 
     fn start_playback(&mut self, _stream_id: &str) -> Result<Box<dyn PlaybackSink>, String> {
+        self.rec.playback_starts.fetch_add(1, Ordering::SeqCst);
+        if let Some(gate) = &self.playback_gate {
+            gate.wait();
+        }
+        self.rec.live_playbacks.fetch_add(1, Ordering::SeqCst);
+        self.rec.playbacks_made.fetch_add(1, Ordering::SeqCst);
         Ok(Box::new(Playback {
             rec: self.rec.clone(),
         }))
