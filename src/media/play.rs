@@ -27,7 +27,7 @@ use gstreamer_video::prelude::*;
 use super::MediaError;
 use super::common::{self, BusWatch, make, set_if_present};
 use super::h264;
-use super::playout::Playout;
+use super::playout::{Playout, Track};
 use super::screen::ScreenInput;
 use super::settings::{AudioPlayback, DisplaySink, PlaySettings};
 use super::speaker::{Speaker, SpeakerInput};
@@ -295,7 +295,7 @@ impl PlayPipeline {
         let Some(playout) = st.playout.as_mut() else {
             return Err(MediaError::NotRunning("play".into()));
         };
-        let placed = playout.place(pts, now);
+        let placed = playout.place(Track::Video, pts, now);
         if placed.late {
             // Still decoded (later pictures refer to it); the sink drops it if it is too late.
             st.stats.late_frames += 1;
@@ -327,7 +327,7 @@ impl PlayPipeline {
         let Some(playout) = st.playout.as_mut() else {
             return Err(MediaError::NotRunning("play".into()));
         };
-        let placed = playout.place(pts, now);
+        let placed = playout.place(Track::Audio, pts, now);
         if placed.late {
             st.stats.late_frames += 1;
             st.stats.dropped_frames += 1;
