@@ -6,6 +6,12 @@
 #   scripts/test-pi.sh            everything below
 #   PI_STEPS="build test" scripts/test-pi.sh   only some steps: sysroot build test deb install
 #   PI_TARGETS=aarch64 scripts/test-pi.sh      only the 64-bit build and package (default: aarch64 armv7)
+#   PI_STEPS="sysroot test deb install" PI_TARGETS=aarch64 scripts/test-pi.sh
+#            what CI runs (scripts/test.sh): one aarch64 build, the test step's, whose release
+#            binaries (built for the integration tests) are also what gets packaged and booted in
+#            QEMU. They are the same code as the build step's; only tokio differs, carrying the
+#            two features the tests add (`test-util`, `process`). Building both would cost CI a
+#            second seven-minute release build.
 #
 # Steps (each timed; the times go to target/pi-times.txt):
 #   sysroot  Debian 12 sysroots for arm64 and armhf (scripts/sysroot.sh; reused while current)

@@ -29,7 +29,7 @@ if ldd target/debug/roomcam-server | grep -Ei 'gst|asound'; then
 fi
 
 stage "cargo test"
-cargo test
+cargo test --no-fail-fast
 
 stage "browser tests (headless Chromium)"
 bash scripts/test-browser.sh
