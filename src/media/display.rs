@@ -3,10 +3,13 @@
 //! every poll so a screen plugged in later is found), which mode (`[display] mode` or the
 //! connector's preferred one) and a `kmssink` set up for it.
 //!
-//! Displays without vblank (virtual GPUs such as virtio-gpu) and atomic drivers (vc4) both get
-//! `skip-vsync=true`; `force-modesetting=true` with caps that are one of the connector's modes
-//! makes the sink set that mode instead of relying on whatever the console left (there may be
-//! no mode set at all when the screen was off at boot).
+//! `force-modesetting=true` with caps that are one of the connector's modes makes the sink set
+//! that mode instead of relying on whatever the console left (there may be no mode set at all
+//! when the screen was off at boot). In that mode `kmssink` puts a frame on screen only with
+//! `drmModePageFlip`, which is also its vsync wait, so `skip-vsync` must stay `false`: with
+//! `true` no frame is ever shown, and once the sink frees its blank mode-setting buffer the
+//! kernel disables the plane (QEMU: "Display output is not active"). Page-flip events work
+//! without vblank interrupts (virtio-gpu) and on atomic drivers (vc4): `docs/media.md`.
 
 use std::path::{Path, PathBuf};
 
@@ -170,7 +173,8 @@ pub fn kms_sink(k: &KmsOpen) -> Result<gst::Element, MediaError> {
         sink.set_property("connector-id", id);
     }
     set_if_present(&sink, "force-modesetting", "true");
-    set_if_present(&sink, "skip-vsync", "true");
+    // Mode setting shows frames by page flips only: skipping the flip shows nothing.
+    set_if_present(&sink, "skip-vsync", "false");
     sink.set_property("async", false);
     sink.set_property("sync", false);
     Ok(sink)

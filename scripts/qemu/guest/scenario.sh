@@ -190,6 +190,19 @@ ask screendump-camera-unavailable screendump camera-unavailable
 wait_for 30 rmmod vivid
 step vivid-unloaded "$(lsmod | grep -q '^vivid' && echo false || echo true)"
 if lsmod | grep -q '^vivid'; then
+  # Who holds it: open files and memory maps of video/media nodes, per process.
+  {
+    echo "vivid still in use after 30 s; holders:"
+    for p in /proc/[0-9]*; do
+      fds=$(ls -l "$p/fd" 2>/dev/null | grep -E 'video|media|v4l' || true)
+      maps=$(grep -E 'video|media|v4l' "$p/maps" 2>/dev/null | head -5 || true)
+      if [ -n "$fds$maps" ]; then
+        echo "== ${p#/proc/} $(tr '\0' ' ' < "$p/cmdline" 2>/dev/null | cut -c1-80)"
+        echo "$fds"
+        echo "$maps"
+      fi
+    done
+  } > "$R/logs/vivid-holders.txt" 2>&1
   # Still held: bring the camera back by binding the driver again, so the rest of the run
   # still tests the resume (the vivid-unloaded step above has failed already).
   echo vivid.0 > /sys/bus/platform/drivers/vivid/bind
