@@ -48,8 +48,11 @@ def goertzel_power(samples, rate, freq):
 
 
 def tone(path, want_hz):
-    """The recording's level and dominant frequency near `want_hz`: zero-crossing rate and the
-    share of the signal's power at `want_hz` (Goertzel) against neighbours an octave away."""
+    """The recording's level and frequency near `want_hz`, judged on the 20 ms blocks that carry
+    sound: an emulated guest drops audio now and then (the mixer's late buffers), and the gaps
+    must not read as a lower frequency. Per sounding block: its zero-crossing rate and its power
+    at `want_hz` (Goertzel) against neighbours an octave away; the medians are reported, with
+    the share of blocks that carry sound (a mostly silent recording fails on that)."""
     with wave.open(path) as w:
         rate, ch, width, n = w.getframerate(), w.getnchannels(), w.getsampwidth(), w.getnframes()
         raw = w.readframes(n)
@@ -62,16 +65,24 @@ def tone(path, want_hz):
     if not samples:
         return {"error": "empty recording"}
     rms = math.sqrt(sum(x * x for x in samples) / len(samples))
-    crossings = sum(1 for a, b in zip(samples, samples[1:]) if (a < 0) != (b < 0))
-    zc_hz = crossings / 2 / (len(samples) / rate)
-    p_tone = goertzel_power(samples, rate, want_hz)
-    p_other = max(goertzel_power(samples, rate, f) for f in (want_hz / 2, want_hz * 1.5, want_hz * 2))
+    block = rate // 50
+    blocks = [samples[i : i + block] for i in range(0, len(samples) - block + 1, block)]
+    sounding = [b for b in blocks if math.sqrt(sum(x * x for x in b) / len(b)) > 200]
+    zc, ratio = [], []
+    for b in sounding:
+        crossings = sum(1 for x, y in zip(b, b[1:]) if (x < 0) != (y < 0))
+        zc.append(crossings / 2 / (len(b) / rate))
+        p_tone = goertzel_power(b, rate, want_hz)
+        p_other = max(goertzel_power(b, rate, f) for f in (want_hz / 2, want_hz * 1.5, want_hz * 2))
+        ratio.append(10 * math.log10((p_tone + 1e-9) / (p_other + 1e-9)))
+    median = lambda v: sorted(v)[len(v) // 2] if v else 0.0
     return {
         "rate": rate,
         "seconds": round(count / rate, 2),
         "rms": round(rms, 1),
-        "zero_crossing_hz": round(zc_hz, 1),
-        "tone_to_neighbours_db": round(10 * math.log10((p_tone + 1e-9) / (p_other + 1e-9)), 1),
+        "sounding_share": round(len(sounding) / max(len(blocks), 1), 2),
+        "zero_crossing_hz": round(median(zc), 1),
+        "tone_to_neighbours_db": round(median(ratio), 1),
     }
 
 
@@ -140,7 +151,7 @@ def main():
     wav = os.path.join(out, "guest", "speaker.wav")
     t = tone(wav, want) if os.path.exists(wav) else {"error": "no recording"}
     check("the speaker recording carries A's tone at its frequency",
-          "error" not in t and t["rms"] > 200 and abs(t["zero_crossing_hz"] - want) < 0.03 * want
+          "error" not in t and t["sounding_share"] >= 0.5 and abs(t["zero_crossing_hz"] - want) < 0.03 * want
           and t["tone_to_neighbours_db"] > 20, t)
 
     # Camera hot-plug.

@@ -102,7 +102,51 @@ class Tone(unittest.TestCase):
         self.assertLess(t["tone_to_neighbours_db"], 0)
 
     def test_silence(self):
-        self.assertLess(self.judge(880, amp=0)["rms"], 1)
+        t = self.judge(880, amp=0)
+        self.assertLess(t["rms"], 1)
+        self.assertEqual(t["sounding_share"], 0)
+
+    def judge_gappy(self, f_hz, silent_every):
+        """A tone with every `silent_every`-th 20 ms block silent (dropped audio)."""
+        rate, block = 48000, 960
+        with tempfile.TemporaryDirectory() as d:
+            p = os.path.join(d, "g.wav")
+            with wave.open(p, "wb") as w:
+                w.setnchannels(1)
+                w.setsampwidth(2)
+                w.setframerate(rate)
+                n = 2 * rate
+                w.writeframes(struct.pack(f"<{n}h", *(
+                    0 if (i // block) % silent_every == 0 else int(8000 * math.sin(2 * math.pi * f_hz * i / rate))
+                    for i in range(n))))
+            return check.tone(p, 880)
+
+    def test_the_tone_with_gaps(self):
+        # A third of the blocks dropped: still the tone at its frequency.
+        t = self.judge_gappy(880, 3)
+        self.assertLess(abs(t["zero_crossing_hz"] - 880), 26)
+        self.assertGreater(t["tone_to_neighbours_db"], 20)
+        self.assertGreaterEqual(t["sounding_share"], 0.5)
+
+    def test_mostly_silence_fails_on_its_share(self):
+        # Every block but one in three silent.
+        rate, block = 48000, 960
+        with tempfile.TemporaryDirectory() as d:
+            p = os.path.join(d, "m.wav")
+            with wave.open(p, "wb") as w:
+                w.setnchannels(1)
+                w.setsampwidth(2)
+                w.setframerate(rate)
+                n = 2 * rate
+                w.writeframes(struct.pack(f"<{n}h", *(
+                    int(8000 * math.sin(2 * math.pi * 880 * i / rate)) if (i // block) % 3 == 0 else 0
+                    for i in range(n))))
+            self.assertLess(check.tone(p, 880)["sounding_share"], 0.5)
+
+    def test_another_tone_with_gaps(self):
+        t = self.judge_gappy(440, 3)
+        self.assertGreater(abs(t["zero_crossing_hz"] - 880), 100)
+        self.assertLess(t["tone_to_neighbours_db"], 0)
 
 
 if __name__ == "__main__":

@@ -138,6 +138,7 @@ impl BusWatch {
         let thread = std::thread::Builder::new()
             .name(format!("bus-{name}"))
             .spawn(move || {
+                let mut throttle = super::warn_throttle::WarnThrottle::default();
                 while !stop2.load(Ordering::Relaxed) {
                     let Some(msg) = bus.timed_pop_filtered(
                         gst::ClockTime::from_mseconds(100),
@@ -162,7 +163,11 @@ impl BusWatch {
                             }
                         }
                         gst::MessageView::Warning(w) => {
-                            tracing::warn!(pipeline = %name, %element, warning = %w.error(), "pipeline warning");
+                            let detail = w.debug().map(|d| d.to_string()).unwrap_or_default();
+                            let key = format!("{element}: {} {detail}", w.error());
+                            if let Some(held) = throttle.admit(&key, std::time::Instant::now()) {
+                                tracing::warn!(pipeline = %name, %element, warning = %w.error(), %detail, repeats_held_back = held, "pipeline warning");
+                            }
                         }
                         _ => {}
                     }

@@ -47,6 +47,7 @@ pub mod stamp;
 pub mod stats;
 mod tap;
 pub mod tone;
+mod warn_throttle;
 
 pub use camera::{CAMERA_CARD_TEXT, REOPEN_EVERY, SourceOpener, render_card};
 pub use common::init;

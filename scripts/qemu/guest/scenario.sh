@@ -162,8 +162,9 @@ step a-sending "$(a_sending_more_than 10 && echo true || echo false)" "video_fra
 a_sending_more_than 10 || give_up a-sending
 # B starts once A publishes: two pipelines starting at once on the emulated CPU can miss the
 # media code's start deadlines.
-# B's GStreamer state changes go to their own log: a pipeline that does not stop shows there.
-GST_DEBUG=GST_STATES:5 GST_DEBUG_NO_COLOR=1 GST_DEBUG_FILE="$R/logs/device-b-gst.log" \
+# B's GStreamer state changes and kmssink's decisions go to their own log: a pipeline that
+# does not stop, or a display that shows nothing, shows there.
+GST_DEBUG=GST_STATES:4,kmssink:5 GST_DEBUG_NO_COLOR=1 GST_DEBUG_FILE="$R/logs/device-b-gst.log" \
   $B/roomcam --config $C/device-b.toml > "$R/logs/device-b.log" 2>&1 < /dev/null & PID_B=$!; pids+=($PID_B)
 snap a-publishing 19101
 wait_for 150 b_decoded_at_least 100
