@@ -193,6 +193,8 @@ impl GstBackend {
                     preview: s.preview,
                     idle_text: s.idle_text,
                     output_starts: s.output_starts,
+                    frames_composed: s.frames_composed,
+                    frames_displayed: s.frames_displayed,
                 }
             });
             for (id, p) in &r.players {

@@ -58,6 +58,9 @@ pub struct ScreenStatus {
     pub preview: bool,
     pub idle_text: String,
     pub output_starts: u64,
+    /// Pictures composed, and pictures that reached the display sink.
+    pub frames_composed: u64,
+    pub frames_displayed: u64,
 }
 
 /// The call as a person would describe it.
@@ -189,6 +192,8 @@ pub fn status_json(
             "preview": s.preview,
             "idle_text": s.idle_text,
             "output_starts": s.output_starts,
+            "frames_composed": s.frames_composed,
+            "frames_displayed": s.frames_displayed,
         })),
     })
 }

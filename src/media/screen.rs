@@ -79,6 +79,8 @@ pub struct ScreenStats {
     pub preview: bool,
     /// Composed pictures.
     pub frames_composed: u64,
+    /// Pictures that reached the display sink (kmssink or the window), over all its starts.
+    pub frames_displayed: u64,
     /// Times the output was (re)started.
     pub output_starts: u64,
     pub idle_text: String,
@@ -113,6 +115,8 @@ struct Inner {
     size: Mutex<(u32, u32)>,
     last: Mutex<Option<gst::Sample>>,
     composed: AtomicU64,
+    /// Buffers that reached the output sink's input (shared with each output started).
+    displayed: Arc<AtomicU64>,
     output: Mutex<Option<Output>>,
     output_starts: AtomicU64,
     connector: Mutex<Option<String>>,
@@ -226,6 +230,7 @@ impl Screen {
             composed: AtomicU64::new(0),
             output: Mutex::new(None),
             output_starts: AtomicU64::new(0),
+            displayed: Arc::new(AtomicU64::new(0)),
             connector: Mutex::new(None),
             text: Mutex::new(idle_text.to_string()),
             stop: AtomicBool::new(false),
@@ -256,7 +261,13 @@ impl Screen {
             return Err(e);
         }
         if sink == DisplaySink::Window {
-            let out = Output::start(&OutputKind::Window, width, height, fps)?;
+            let out = Output::start(
+                &OutputKind::Window,
+                width,
+                height,
+                fps,
+                inner.displayed.clone(),
+            )?;
             inner.output_starts.fetch_add(1, Ordering::Relaxed);
             if let Ok(mut o) = inner.output.lock() {
                 *o = Some(out);
@@ -422,6 +433,7 @@ impl Screen {
             shown,
             preview,
             frames_composed: inner.composed.load(Ordering::Relaxed),
+            frames_displayed: inner.displayed.load(Ordering::Relaxed),
             output_starts: inner.output_starts.load(Ordering::Relaxed),
             idle_text: inner.text.lock().map(|t| t.clone()).unwrap_or_default(),
         }
@@ -644,7 +656,13 @@ struct Output {
 }
 
 impl Output {
-    fn start(kind: &OutputKind, width: u32, height: u32, fps: u32) -> Result<Output, MediaError> {
+    fn start(
+        kind: &OutputKind,
+        width: u32,
+        height: u32,
+        fps: u32,
+        displayed: Arc<AtomicU64>,
+    ) -> Result<Output, MediaError> {
         let pipeline = gst::Pipeline::with_name("screen-output");
         let src = gst_app::AppSrc::builder()
             .name("screen-out-src")
@@ -673,6 +691,14 @@ impl Output {
             .add_many([src.upcast_ref(), &convert, &sink])
             .map_err(|e| MediaError::Init(format!("cannot add display elements: {e}")))?;
         common::link_all(&[src.upcast_ref(), &convert, &sink])?;
+        // Counts what reaches the sink: a display that stays dark while this count grows is
+        // the sink's (or the driver's) doing, not the compositor's.
+        if let Some(pad) = sink.static_pad("sink") {
+            pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                displayed.fetch_add(1, Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            });
+        }
         let failed = Arc::new(AtomicBool::new(false));
         let bus = BusThread::start(&pipeline, failed.clone())?;
         if pipeline.set_state(gst::State::Playing).is_err() {
@@ -810,6 +836,7 @@ fn kms_watch(weak: Weak<Inner>, target: KmsTarget) {
                     open.width,
                     open.height,
                     inner.fps,
+                    inner.displayed.clone(),
                 ) {
                     Ok(out) => {
                         tracing::info!(connector = %c.name, width = open.width, height = open.height, "screen: showing on the display");
