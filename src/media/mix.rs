@@ -96,6 +96,11 @@ impl MixerInput {
             .name(name)
             .caps(&s16_mono_caps())
             .is_live(true)
+            // appsrc's default latency is min 0, max 0: against the silence source's 10 ms
+            // the mixer's latency is impossible ("max 0 < min 10 ms", a warning per query) and
+            // its inputs' timing undefined. It adds none and its queue bounds nothing here.
+            .min_latency(0)
+            .max_latency(-1)
             .format(gst::Format::Time)
             .do_timestamp(true)
             .max_bytes(INPUT_MAX_BYTES)
@@ -170,5 +175,51 @@ impl MixerInput {
 impl Drop for MixerInput {
     fn drop(&mut self) {
         self.remove();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mixer_latency_can_be_configured_with_inputs() {
+        super::super::common::init().unwrap();
+        let pipeline = gst::Pipeline::with_name("mixlatency");
+        let mixer = silent_mixer(&pipeline, "t").unwrap();
+        let sink = super::super::common::make("fakesink", "tsink", "sink").unwrap();
+        pipeline.add(&sink).unwrap();
+        mixer.link(&sink).unwrap();
+        let mixed = std::sync::Arc::new(AtomicU64::new(0));
+        let m = mixed.clone();
+        mixer
+            .static_pad("src")
+            .unwrap()
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                m.fetch_add(1, Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            });
+        pipeline.set_state(gst::State::Playing).unwrap();
+        // The silence source answers its latency once it runs (negotiated): wait for a mix.
+        let start = std::time::Instant::now();
+        while mixed.load(Ordering::Relaxed) < 3 {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the mixer never ran"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _a = MixerInput::add(&pipeline, &mixer, "tin0").unwrap();
+        let _b = MixerInput::add(&pipeline, &mixer, "tin1").unwrap();
+        let mut q = gst::query::Latency::new();
+        let ok = mixer.query(&mut q);
+        let _ = pipeline.set_state(gst::State::Null);
+        assert!(
+            ok,
+            "the mixer refused its latency (an input's max below the silence's min)"
+        );
+        let (live, min, max) = q.result();
+        assert!(live);
+        assert!(max.is_none_or(|m| m >= min), "{min} > {max:?}");
     }
 }

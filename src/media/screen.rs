@@ -310,6 +310,11 @@ impl Screen {
         let src = gst_app::AppSrc::builder()
             .name(format!("screen-in-{id}"))
             .is_live(true)
+            // No latency of its own and no bound: appsrc's default reports max 0, which
+            // against the live idle source's frame makes the compositor's latency impossible
+            // ("max 0 < min 200 ms", every query) and its timing undefined.
+            .min_latency(0)
+            .max_latency(-1)
             .format(gst::Format::Time)
             .do_timestamp(true)
             .max_buffers(2)
@@ -897,6 +902,41 @@ mod tests {
         let mut buffer = gst::Buffer::with_size(info.size()).unwrap();
         buffer.get_mut().unwrap().map_writable().unwrap().fill(128);
         gst::Sample::builder().buffer(&buffer).caps(&caps).build()
+    }
+
+    #[test]
+    fn the_compositor_latency_can_be_configured_with_inputs() {
+        common::init().unwrap();
+        let screen = Screen::start(
+            &ScreenSettings {
+                sink: DisplaySink::None,
+                width: 64,
+                height: 36,
+                fps: 5,
+                ..ScreenSettings::default()
+            },
+            "idle",
+        )
+        .unwrap();
+        // The idle source answers its latency once it runs (negotiated): wait for a picture.
+        let start = std::time::Instant::now();
+        while screen.stats().frames_composed < 2 {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "nothing composed"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _a = screen.add_participant().unwrap();
+        let _b = screen.add_preview().unwrap();
+        let mut q = gst::query::Latency::new();
+        assert!(
+            screen.inner.compositor.query(&mut q),
+            "the compositor refused its latency (an input's max below the idle source's min)"
+        );
+        let (live, min, max) = q.result();
+        assert!(live);
+        assert!(max.is_none_or(|m| m >= min), "{min} > {max:?}");
     }
 
     #[test]
