@@ -69,6 +69,8 @@ fn init_tracing() {
 
 /// Errors are printed as one clear message (with their causes), never as a backtrace.
 fn main() -> std::process::ExitCode {
+    // SAFETY: the first statement of `main`: no other thread exists yet.
+    unsafe { roomcam::media::prepare_process_env() };
     match run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -19,6 +19,34 @@ pub fn init() -> Result<(), MediaError> {
     gst::init().map_err(|e| MediaError::Init(e.to_string()))
 }
 
+/// The variable that makes GStreamer's V4L2 elements drain their buffer pool on stop instead of
+/// "orphaning" it.
+pub const V4L2_FORCE_DRAIN: &str = "GST_V4L2_FORCE_DRAIN";
+
+/// Sets the environment GStreamer must see in this process (GStreamer only asks whether the
+/// variable is set, so one already there is left alone).
+///
+/// `GST_V4L2_FORCE_DRAIN=1`: GStreamer 1.22's V4L2 elements (`v4l2src`, `v4l2h264enc`, ...)
+/// orphan their buffer pool when they stop, and that path drops one reference too few. The pool
+/// and its element keep each other alive, and so does the pool's copy of the device file
+/// descriptor, for the life of the process. Each `v4l2src` the camera watcher throws away then
+/// keeps the camera node open: a camera that went away cannot be unloaded, and when it comes back
+/// it gets another node (`/dev/video1`), so it is never found again. With the variable set, the
+/// pool is deactivated and released instead (GStreamer's own path for drivers that cannot orphan
+/// buffers), and the element and the descriptor are freed when the element is. The QEMU system
+/// test checks it: vivid unbound mid-call must unload (`docs/qemu.md`).
+///
+/// # Safety
+///
+/// Changes the process environment: call it before any other thread runs (at the top of `main`),
+/// because GStreamer's threads read the environment without a lock.
+pub unsafe fn prepare_process_env() {
+    if std::env::var_os(V4L2_FORCE_DRAIN).is_none() {
+        // SAFETY: the caller guarantees no other thread runs yet.
+        unsafe { std::env::set_var(V4L2_FORCE_DRAIN, "1") };
+    }
+}
+
 /// Creates `factory` named `name`, or says which element is missing and what it was for.
 pub(crate) fn make(
     factory: &str,

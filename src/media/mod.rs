@@ -50,7 +50,7 @@ pub mod tone;
 mod warn_throttle;
 
 pub use camera::{CAMERA_CARD_TEXT, REOPEN_EVERY, SourceOpener, render_card};
-pub use common::init;
+pub use common::{V4L2_FORCE_DRAIN, init, prepare_process_env};
 pub use error::MediaError;
 pub use mic::AudioFeed;
 pub use play::{PlayPipeline, PlayStats, PushOutcome};
