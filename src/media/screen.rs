@@ -147,6 +147,25 @@ impl Drop for WatchThread {
 impl Screen {
     /// Builds and starts the screen with the idle card showing `idle_text`.
     pub fn start(settings: &ScreenSettings, idle_text: &str) -> Result<Screen, MediaError> {
+        Self::start_inner(settings, idle_text, None)
+    }
+
+    /// [`start`](Self::start) with `on_idle_picture` run in the idle source's thread for each
+    /// of its pictures before the compositor sees it (tests: a slow source).
+    #[cfg(test)]
+    fn start_with_idle_probe(
+        settings: &ScreenSettings,
+        idle_text: &str,
+        on_idle_picture: impl Fn() + Send + Sync + 'static,
+    ) -> Result<Screen, MediaError> {
+        Self::start_inner(settings, idle_text, Some(Box::new(on_idle_picture)))
+    }
+
+    fn start_inner(
+        settings: &ScreenSettings,
+        idle_text: &str,
+        on_idle_picture: Option<Box<dyn Fn() + Send + Sync>>,
+    ) -> Result<Screen, MediaError> {
         common::init()?;
         let sink = settings.sink.resolve(DisplaySink::desktop_present());
         let (width, height) = match (sink, settings.mode) {
@@ -161,7 +180,10 @@ impl Screen {
         let pipeline = gst::Pipeline::with_name("screen");
         let compositor = make("compositor", "screen-mix", "composing the screen")?;
         compositor.set_property_from_str("background", "black");
-        set_if_present(&compositor, "ignore-inactive-pads", "true");
+        // Not `ignore-inactive-pads`: with it the compositor ends the stream (EOS) when its first
+        // deadline passes before the idle picture arrived (a slow start: seen under emulation),
+        // and the screen stays dark for good. Live inputs that send nothing are skipped at each
+        // deadline anyway.
         // Inputs arrive when they arrive (decoders of other pipelines): wait at most a frame.
         compositor.set_property("latency", 1_000_000_000u64 / u64::from(fps));
 
@@ -214,6 +236,12 @@ impl Screen {
             })?;
         idle_pad.set_property("zorder", 0u32);
         place(&idle_pad, 0, 0, width, height);
+        if let (Some(f), Some(pad)) = (on_idle_picture, text.static_pad("src")) {
+            pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                f();
+                gst::PadProbeReturn::Ok
+            });
+        }
 
         let inner = Arc::new(Inner {
             pipeline,
@@ -937,6 +965,43 @@ mod tests {
         let (live, min, max) = q.result();
         assert!(live);
         assert!(max.is_none_or(|m| m >= min), "{min} > {max:?}");
+    }
+
+    /// Under emulation the idle source's first picture came after the compositor's first
+    /// deadline; with `ignore-inactive-pads` the compositor then ended the stream (EOS) and the
+    /// screen composed nothing for the rest of the run. The first idle picture is held back
+    /// here for a second: the screen must still compose.
+    #[test]
+    fn a_late_first_idle_picture_does_not_end_the_screen() {
+        common::init().unwrap();
+        let held = Arc::new(AtomicBool::new(false));
+        let h = held.clone();
+        let screen = Screen::start_with_idle_probe(
+            &ScreenSettings {
+                sink: DisplaySink::None,
+                width: 64,
+                height: 36,
+                fps: 30,
+                ..ScreenSettings::default()
+            },
+            "idle",
+            move || {
+                if !h.swap(true, Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(1000));
+                }
+            },
+        )
+        .unwrap();
+        let start = std::time::Instant::now();
+        while screen.stats().frames_composed < 10 {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the screen composed {} pictures",
+                screen.stats().frames_composed
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(held.load(Ordering::SeqCst));
     }
 
     #[test]
