@@ -11,7 +11,8 @@
 # Usage: scripts/test-qemu.sh
 # Environment: OUT (default artifacts/qemu: screendumps, logs, report.json),
 #   ROOMCAM_QEMU_BIN (a directory holding aarch64 roomcam and roomcam-server; default: built by
-#   scripts/cross-build.sh aarch64), ROOMCAM_QEMU_TIMEOUT (default 540 s for the boot and call).
+#   scripts/cross-build.sh aarch64), ROOMCAM_QEMU_TIMEOUT (default 540 s for the boot and call),
+#   ROOMCAM_QEMU_DISPLAY (the virtio GPU's mode, default 640x480; docs/qemu.md says why).
 # Needs: qemu-system-arm, python3, and what scripts/sysroot.sh and scripts/cross-build.sh need.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,6 +52,7 @@ echo "test-qemu: guest root $((size / 1048576)) MiB, kernel $kernel; prepared in
 
 rc=0
 python3 scripts/qemu/host.py --kernel "$kernel" --initrd "$work/initramfs.cpio" --out "$OUT" \
+  --display "${ROOMCAM_QEMU_DISPLAY:-640x480}" \
   --timeout "$TIMEOUT" || rc=$?
 if [ "$rc" != 0 ]; then
   echo "test-qemu: the guest did not finish (see $OUT/console.log, $OUT/run.json)" >&2

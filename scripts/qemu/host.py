@@ -93,7 +93,12 @@ def main():
     ap.add_argument("--smp", type=int, default=2)
     ap.add_argument("--mem", type=int, default=2048)
     ap.add_argument("--qemu", default="qemu-system-aarch64")
+    ap.add_argument("--display", default="640x480", help="the virtio GPU's mode, WxH")
     a = ap.parse_args()
+    try:
+        xres, yres = (int(v) for v in a.display.lower().split("x"))
+    except ValueError:
+        ap.error(f"--display must be WIDTHxHEIGHT, got {a.display!r}")
     out = os.path.abspath(a.out)
     os.makedirs(out, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="roomcam-qemu-")
@@ -107,7 +112,7 @@ def main():
         "-no-reboot",
         "-kernel", a.kernel, "-initrd", a.initrd,
         "-append", "console=ttyAMA0 rdinit=/init quiet loglevel=4",
-        "-device", "virtio-gpu-pci,xres=640,yres=480",
+        "-device", f"virtio-gpu-pci,xres={xres},yres={yres}",
         "-drive", f"file={disk},format=raw,if=none,id=results",
         "-device", "virtio-blk-pci,drive=results",
         "-qmp", f"unix:{qmp_path},server=on,wait=off",

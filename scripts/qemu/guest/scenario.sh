@@ -73,6 +73,15 @@ b_decoded_at_least() {
   [ "${n:-0}" -ge "$1" ]
 }
 a_sent() { num "$(status 19101)" video_frames_sent; }
+# B plays A's audio steadily: over 2 s it decoded at least 80 % of the audio frames it received
+# (the emulated CPU drops audio in bursts while B's pipelines settle; the recording waits).
+b_audio_steady() {
+  local s1 s2 d1 r1 d2 r2
+  s1=$(status 19102); sleep 2; s2=$(status 19102)
+  d1=$(num "$s1" audio_frames_decoded); r1=$(num "$s1" audio_frames_received)
+  d2=$(num "$s2" audio_frames_decoded); r2=$(num "$s2" audio_frames_received)
+  [ "${r2:-0}" -gt "${r1:-0}" ] && [ $(( (${d2:-0} - ${d1:-0}) * 100 )) -ge $(( (${r2:-0} - ${r1:-0}) * 80 )) ]
+}
 a_publishing() { status 19101 | grep -q '"state":"PUBLISHING"'; }
 b_playing_a() { status 19102 | grep -q '"stream_id":"qemu-a-main"'; }
 a_call() { status 19101 | grep -q "\"call\":\"$1\""; }
@@ -174,6 +183,8 @@ snap a-playing 19101
 snap b-playing 19102
 
 # The recorder behind B's speaker (snd-aloop playback 0,1 comes out at capture 1,1).
+wait_for 30 b_audio_steady
+step b-audio-steady "$(b_audio_steady && echo true || echo false)"
 arecord -D plughw:Loopback,1,1 -f S16_LE -r 48000 -c 1 -d 4 "$R/speaker.wav" \
   > "$R/logs/recorder.log" 2>&1 < /dev/null & REC=$!
 ask screendump-playing screendump playing
