@@ -74,13 +74,34 @@ class Pictures(unittest.TestCase):
             self.assertEqual(pictures.read_ppm(p), (W, H, rgb))
 
 
-def wav(path, f_hz, seconds=3, amp=8000, rate=48000):
+RATE = 48000
+BLOCK = 1920  # 40 ms, the judge's block
+
+
+def sine(f_hz, i, amp=8000, rate=RATE):
+    return int(amp * math.sin(2 * math.pi * f_hz * i / rate))
+
+
+def wav_of(path, sample, seconds=2, rate=RATE):
+    """A mono S16 WAV whose i-th sample is `sample(i)`."""
     with wave.open(path, "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(rate)
         n = int(seconds * rate)
-        w.writeframes(struct.pack(f"<{n}h", *(int(amp * math.sin(2 * math.pi * f_hz * i / rate)) for i in range(n))))
+        w.writeframes(struct.pack(f"<{n}h", *(sample(i) for i in range(n))))
+
+
+def wav(path, f_hz, seconds=3, amp=8000, rate=RATE):
+    wav_of(path, lambda i: sine(f_hz, i, amp, rate), seconds, rate)
+
+
+def judge_made(sample):
+    """check.tone(…, 880) of two seconds made by `sample`."""
+    with tempfile.TemporaryDirectory() as d:
+        p = os.path.join(d, "t.wav")
+        wav_of(p, sample)
+        return check.tone(p, 880)
 
 
 class Tone(unittest.TestCase):
@@ -110,18 +131,7 @@ class Tone(unittest.TestCase):
 
     def judge_gappy(self, f_hz, silent_every):
         """A tone with every `silent_every`-th 40 ms block silent (dropped audio)."""
-        rate, block = 48000, 1920
-        with tempfile.TemporaryDirectory() as d:
-            p = os.path.join(d, "g.wav")
-            with wave.open(p, "wb") as w:
-                w.setnchannels(1)
-                w.setsampwidth(2)
-                w.setframerate(rate)
-                n = 2 * rate
-                w.writeframes(struct.pack(f"<{n}h", *(
-                    0 if (i // block) % silent_every == 0 else int(8000 * math.sin(2 * math.pi * f_hz * i / rate))
-                    for i in range(n))))
-            return check.tone(p, 880)
+        return judge_made(lambda i: 0 if (i // BLOCK) % silent_every == 0 else sine(f_hz, i))
 
     def test_the_tone_with_gaps(self):
         # A third of the blocks dropped: still the tone at its frequency.
@@ -133,36 +143,14 @@ class Tone(unittest.TestCase):
     def test_the_tone_with_clicks(self):
         # Every 40 ms block starts with a full-scale click (dropouts, concealment): the zero
         # crossings climb, the strongest frequency stays the tone's.
-        rate = 48000
-        with tempfile.TemporaryDirectory() as d:
-            p = os.path.join(d, "c.wav")
-            with wave.open(p, "wb") as w:
-                w.setnchannels(1)
-                w.setsampwidth(2)
-                w.setframerate(rate)
-                n = 2 * rate
-                w.writeframes(struct.pack(f"<{n}h", *(
-                    (30000 if (i // 8) % 2 else -30000) if i % 1920 < 96
-                    else int(8000 * math.sin(2 * math.pi * 880 * i / rate))
-                    for i in range(n))))
-            t = check.tone(p, 880)
+        t = judge_made(lambda i: (30000 if (i // 8) % 2 else -30000) if i % BLOCK < 96 else sine(880, i))
         self.assertLess(abs(t["peak_hz"] - 880), 26)
         self.assertGreater(t["zero_crossing_hz"], 880 * 1.1)
 
     def test_mostly_silence_fails_on_its_share(self):
         # Every block but one in three silent.
-        rate, block = 48000, 1920
-        with tempfile.TemporaryDirectory() as d:
-            p = os.path.join(d, "m.wav")
-            with wave.open(p, "wb") as w:
-                w.setnchannels(1)
-                w.setsampwidth(2)
-                w.setframerate(rate)
-                n = 2 * rate
-                w.writeframes(struct.pack(f"<{n}h", *(
-                    int(8000 * math.sin(2 * math.pi * 880 * i / rate)) if (i // block) % 3 == 0 else 0
-                    for i in range(n))))
-            self.assertLess(check.tone(p, 880)["sounding_share"], 0.5)
+        t = judge_made(lambda i: sine(880, i) if (i // BLOCK) % 3 == 0 else 0)
+        self.assertLess(t["sounding_share"], 0.5)
 
     def test_another_tone_with_gaps(self):
         t = self.judge_gappy(440, 3)

@@ -372,6 +372,15 @@ impl Engine {
     }
 }
 
+/// Whether `generation` is the start still wanted for `stream_id` (then it is no longer pending).
+fn take_pending(pending: &mut HashMap<String, u64>, stream_id: &str, generation: u64) -> bool {
+    let wanted = pending.get(stream_id) == Some(&generation);
+    if wanted {
+        pending.remove(stream_id);
+    }
+    wanted
+}
+
 /// The local address the OS would use towards the server (for the ICE host candidate).
 async fn local_ip_towards(url: &str) -> IpAddr {
     let host_port = url
@@ -795,13 +804,12 @@ impl Runtime {
                 generation,
                 result,
             } => {
-                if self.pending_captures.get(&stream_id) != Some(&generation) {
+                if !take_pending(&mut self.pending_captures, &stream_id, generation) {
                     if let Ok(c) = result {
                         self.media.retire(Box::new(c));
                     }
                     return;
                 }
-                self.pending_captures.remove(&stream_id);
                 match result {
                     Ok(mut c) => {
                         if let Some(bps) = self.target_bps {
@@ -819,13 +827,12 @@ impl Runtime {
                 generation,
                 result,
             } => {
-                if self.pending_playbacks.get(&stream_id) != Some(&generation) {
+                if !take_pending(&mut self.pending_playbacks, &stream_id, generation) {
                     if let Ok(p) = result {
                         self.media.retire(Box::new(p));
                     }
                     return;
                 }
-                self.pending_playbacks.remove(&stream_id);
                 match result {
                     Ok(p) => {
                         // Frames that came while it started were dropped: ask for a keyframe

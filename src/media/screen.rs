@@ -923,6 +923,17 @@ fn kms_watch(weak: Weak<Inner>, target: KmsTarget) {
 mod tests {
     use super::*;
 
+    /// A 64x36 screen with no output.
+    fn small_settings(fps: u32) -> ScreenSettings {
+        ScreenSettings {
+            sink: DisplaySink::None,
+            width: 64,
+            height: 36,
+            fps,
+            ..ScreenSettings::default()
+        }
+    }
+
     /// A picture for an input: 64x36 I420, grey.
     fn picture() -> gst::Sample {
         let caps = raw_caps("I420", 64, 36, Some(30));
@@ -935,17 +946,7 @@ mod tests {
     #[test]
     fn the_compositor_latency_can_be_configured_with_inputs() {
         common::init().unwrap();
-        let screen = Screen::start(
-            &ScreenSettings {
-                sink: DisplaySink::None,
-                width: 64,
-                height: 36,
-                fps: 5,
-                ..ScreenSettings::default()
-            },
-            "idle",
-        )
-        .unwrap();
+        let screen = Screen::start(&small_settings(5), "idle").unwrap();
         // The idle source answers its latency once it runs (negotiated): wait for a picture.
         let start = std::time::Instant::now();
         while screen.stats().frames_composed < 2 {
@@ -976,21 +977,11 @@ mod tests {
         common::init().unwrap();
         let held = Arc::new(AtomicBool::new(false));
         let h = held.clone();
-        let screen = Screen::start_with_idle_probe(
-            &ScreenSettings {
-                sink: DisplaySink::None,
-                width: 64,
-                height: 36,
-                fps: 30,
-                ..ScreenSettings::default()
-            },
-            "idle",
-            move || {
-                if !h.swap(true, Ordering::SeqCst) {
-                    std::thread::sleep(Duration::from_millis(1000));
-                }
-            },
-        )
+        let screen = Screen::start_with_idle_probe(&small_settings(30), "idle", move || {
+            if !h.swap(true, Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1000));
+            }
+        })
         .unwrap();
         let start = std::time::Instant::now();
         while screen.stats().frames_composed < 10 {
@@ -1007,17 +998,7 @@ mod tests {
     #[test]
     fn an_input_leaves_while_the_compositor_is_stuck() {
         common::init().unwrap();
-        let screen = Screen::start(
-            &ScreenSettings {
-                sink: DisplaySink::None,
-                width: 64,
-                height: 36,
-                fps: 30,
-                ..ScreenSettings::default()
-            },
-            "idle",
-        )
-        .unwrap();
+        let screen = Screen::start(&small_settings(30), "idle").unwrap();
         let input = screen.add_participant().unwrap();
         // The compositor's output blocks: it takes no more pictures from its inputs.
         let out = screen.inner.compositor.static_pad("src").unwrap();
