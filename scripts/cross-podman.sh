@@ -6,8 +6,9 @@
 #
 # What it works around, each found on the build VM:
 #  - Cross.toml's base image `docker.io/library/debian:12` cannot be pulled: it is made from this
-#    machine's own apt sources with `mmdebstrap --variant=minbase bookworm` and `podman import`ed
-#    under that name (once; podman then finds it locally);
+#    machine's own apt sources (bookworm and bookworm-updates; see below for -security) with
+#    `mmdebstrap --variant=minbase bookworm` and `podman import`ed under that name (once; podman
+#    then finds it locally);
 #  - crun refuses hybrid cgroups ("cgroups in hybrid mode not supported"): runc, cgroupfs;
 #  - podman's default rlimits are above what the VM allows ("setrlimit RLIMIT_NPROC: Operation
 #    not permitted"): nofile/nproc set below the hard limits, for `podman build` and `run`;
@@ -37,10 +38,20 @@ mkdir -p "$conf_dir"
 
 if ! podman image exists "$image"; then
   echo "cross-podman: making $image from this machine's apt sources (mmdebstrap)" >&2
+  # The machine's bookworm entries without the -security suite: the registry mirror has been
+  # seen mid-sync on one architecture's security index ("File has unexpected size"), which
+  # breaks the pre-build's `apt-get install` of the target's -dev packages, and nothing of
+  # this image ships (the binaries link the same ABI either way; the Pi brings its own libraries).
   sources=()
   for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
     [ -f "$f" ] || continue
-    grep -Eq '^[^#]*(^|[[:space:]])bookworm(-updates|-security)?([[:space:]]|$)' "$f" && sources+=("$f")
+    grep -Eq '^[^#]*(^|[[:space:]])bookworm(-updates)?([[:space:]]|$)' "$f" || continue
+    c="$conf_dir/nosec-$(basename "$f")"
+    case "$f" in
+      *.sources) awk -v RS= -v ORS='\n\n' '!/-security/' "$f" > "$c" ;;
+      *) grep -v -- '-security' "$f" > "$c" || true ;;
+    esac
+    sources+=("$c")
   done
   mmdebstrap --quiet --variant=minbase bookworm "$conf_dir/debian12.tar" "${sources[@]}"
   podman import "$conf_dir/debian12.tar" "$image" >/dev/null

@@ -30,6 +30,9 @@ PKGS=(
   gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf
   # the QEMU system test (scripts/test-qemu.sh): an emulated arm64 board with real drivers
   qemu-system-arm
+  # `cross build` through podman (scripts/test-cross.sh, scripts/cross-podman.sh; runc because
+  # crun refuses cgroups in hybrid mode)
+  podman runc
 )
 
 missing=()

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: installs what they need (scripts/setup.sh), then formatting, lints, the
 # GStreamer-free server build, the whole `cargo test` suite, the browser tests, the Pi stage
-# (aarch64 cross build, its tests under qemu-user, the .deb installed in an emulated Debian)
-# and the fuzz targets (scripts/test-fuzz.sh).
+# (aarch64 cross build, its tests under qemu-user, the .deb installed in an emulated Debian),
+# the `cross` stage (armv7 through podman, the armhf .deb) and the fuzz targets
+# (scripts/test-fuzz.sh).
 # With ROOMCAM_CI=1 (set by .ci/run) each stage's build output is removed once the stage is
 # done, so the whole run fits a CI machine's disk.
 set -euo pipefail
@@ -45,6 +46,9 @@ PI_TARGETS=aarch64 PI_STEPS="sysroot test deb install" bash scripts/test-pi.sh
 # under TCG (docs/qemu.md, "Status"). Run it by hand with
 #   ROOMCAM_QEMU_BIN=target/aarch64-unknown-linux-gnu/release scripts/test-qemu.sh
 ci_free target/aarch64-unknown-linux-gnu target/release
+
+stage "Pi: cross build --release for armv7 through podman, its binaries started, armhf .deb (scripts/test-cross.sh)"
+bash scripts/test-cross.sh
 
 stage "fuzzing (cargo-fuzz, FUZZ_SECONDS per target; docs/fuzzing.md)"
 FUZZ_SECONDS=${FUZZ_SECONDS:-30} bash scripts/test-fuzz.sh
