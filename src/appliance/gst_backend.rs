@@ -180,6 +180,9 @@ impl GstBackend {
                 let s = sp.stats();
                 m.audio_playback = s.output;
                 m.audio_playback_on_device = s.on_device;
+                m.audio_mix_buffers = s.buffers;
+                m.audio_mix_tone_hz = s.tone_hz;
+                m.audio_mix_sounding_share = s.sounding_share;
             }
             m.screen = r.screen.as_ref().map(|s| {
                 let s = s.stats();
@@ -208,6 +211,9 @@ impl GstBackend {
                         height: s.height,
                         latency_ms_p50: s.latency_ms_p50.map(f64::from),
                         latency_ms_p95: s.latency_ms_p95.map(f64::from),
+                        late_frames: s.late_frames,
+                        audio_frames_dropped: s.audio_frames_dropped,
+                        playout_adjustments: s.playout_adjustments,
                     },
                 );
             }

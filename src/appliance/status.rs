@@ -16,6 +16,12 @@ pub struct PlayerMediaStats {
     pub height: u32,
     pub latency_ms_p50: Option<f64>,
     pub latency_ms_p95: Option<f64>,
+    /// Frames that arrived after their due time (audio and video).
+    pub late_frames: u64,
+    /// Audio packets dropped as too late to play.
+    pub audio_frames_dropped: u64,
+    /// Times the playout moved its timing (jitter allowance or clock offset).
+    pub playout_adjustments: u64,
 }
 
 /// Counters of the media side.
@@ -39,6 +45,12 @@ pub struct MediaStats {
     pub audio_playback: String,
     /// The speaker's output device is open (false while it is missing, and for `none`).
     pub audio_playback_on_device: bool,
+    /// 10 ms buffers the speaker has mixed (silence included).
+    pub audio_mix_buffers: u64,
+    /// Frequency of the mix over the last half second, when it is a clear tone.
+    pub audio_mix_tone_hz: Option<f64>,
+    /// Share of the mix's last half second that sounds (see `SpeakerStats::sounding_share`).
+    pub audio_mix_sounding_share: Option<f64>,
     /// The session's screen, when there is one.
     pub screen: Option<ScreenStatus>,
 }
@@ -160,6 +172,9 @@ pub fn status_json(
                 "height": m.height,
                 "latency_ms_p50": m.latency_ms_p50,
                 "latency_ms_p95": m.latency_ms_p95,
+                "late_frames": m.late_frames,
+                "audio_frames_dropped": m.audio_frames_dropped,
+                "playout_adjustments": m.playout_adjustments,
             })
         })
         .collect();
@@ -181,6 +196,9 @@ pub fn status_json(
             "capture_on_device": media.audio_capture_on_device,
             "playback": media.audio_playback,
             "playback_on_device": media.audio_playback_on_device,
+            "mix_buffers": media.audio_mix_buffers,
+            "mix_tone_hz": media.audio_mix_tone_hz.map(|v| v.round()),
+            "mix_sounding_share": media.audio_mix_sounding_share.map(|v| (v * 100.0).round() / 100.0),
         },
         "screen": media.screen.as_ref().map(|s| json!({
             "sink": s.sink,
@@ -236,6 +254,9 @@ mod tests {
             audio_capture_on_device: Some(false),
             audio_playback: "hdmi:CARD=vc4hdmi0,DEV=0".into(),
             audio_playback_on_device: true,
+            audio_mix_buffers: 1234,
+            audio_mix_tone_hz: Some(879.6),
+            audio_mix_sounding_share: Some(0.874),
             ..Default::default()
         };
         m.players.insert(
@@ -245,6 +266,8 @@ mod tests {
                 width: 640,
                 height: 480,
                 latency_ms_p50: Some(30.0),
+                late_frames: 7,
+                audio_frames_dropped: 3,
                 ..Default::default()
             },
         );
@@ -260,9 +283,15 @@ mod tests {
         assert_eq!(v["players"][0]["width"], 640);
         assert_eq!(v["players"][0]["latency_ms_p50"], 30.0);
         assert!(v["players"][0]["latency_ms_p95"].is_null());
+        assert_eq!(v["players"][0]["late_frames"], 7);
+        assert_eq!(v["players"][0]["audio_frames_dropped"], 3);
+        assert_eq!(v["players"][0]["playout_adjustments"], 0);
         assert_eq!(v["audio"]["capture"], "microphone hw:1,0");
         assert_eq!(v["audio"]["capture_on_device"], false);
         assert_eq!(v["audio"]["playback_on_device"], true);
+        assert_eq!(v["audio"]["mix_buffers"], 1234);
+        assert_eq!(v["audio"]["mix_tone_hz"], 880.0);
+        assert_eq!(v["audio"]["mix_sounding_share"], 0.87);
         assert!(v["media_transport"].is_null(), "no media path yet");
         e.media_transport = Some(crate::ice_tcp::Transport::Tcp);
         let v = status_json(CallState::InCall, "room1", "me", &e, &m);

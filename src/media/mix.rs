@@ -5,14 +5,17 @@
 //!
 //! ```text
 //! audiotestsrc wave=silence is-live (10 ms) -> S16LE 48 kHz mono -\
-//! appsrc (do-timestamp, live, leaky) -----------------------------> audiomixer -> ...
+//! appsrc (placed end to end, live, leaky) ------------------------> audiomixer -> ...
 //! ```
 //!
-//! Inputs are stamped with the pipeline's running time when they arrive (`do-timestamp`): what
-//! feeds them (a decoder's synced appsink, a capture pipeline) already delivers in real time. The
-//! mixer's `latency` absorbs the scheduling jitter of those pushes; its alignment threshold
-//! (40 ms) turns small timestamp jitter into continuous samples.
+//! Inputs are placed on the pipeline's running time as they arrive, end to end
+//! ([`InputTimeline`]): what feeds them (a decoder's synced appsink, a capture pipeline) already
+//! delivers in real time, but in bursts when its thread is held up, and arrival stamps would
+//! turn each hold-up into lost audio. The mixer's `latency` absorbs the scheduling jitter of
+//! the pushes; its alignment threshold (40 ms) turns small timestamp jitter into continuous
+//! samples.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -22,13 +25,15 @@ use gstreamer_app as gst_app;
 
 use super::MediaError;
 use super::common::make;
+use super::mix_timeline::{InputTimeline, MAX_AHEAD, Slot};
 
 /// The one format of mixed audio: the echo probe, the DSP and Opus all run at 48 kHz mono.
 pub(crate) const RATE: i32 = 48_000;
 /// How long the mixer waits for a late input before mixing without it.
 pub(crate) const MIXER_LATENCY: Duration = Duration::from_millis(20);
-/// At most this much audio waits in one input (older audio is dropped).
-const INPUT_MAX_BYTES: u64 = (RATE as u64) * 2 / 5; // 200 ms of S16 mono
+/// At most this much audio waits in one input's queue (older is dropped): a safety net above
+/// the timeline's own bound (`MAX_AHEAD`), twice that.
+const INPUT_MAX_BYTES: u64 = (RATE as u64) * 2 * (MAX_AHEAD.as_millis() as u64 * 2) / 1000;
 
 /// `audio/x-raw,format=S16LE,layout=interleaved,rate=48000,channels=1`.
 pub(crate) fn s16_mono_caps() -> gst::Caps {
@@ -83,6 +88,7 @@ pub(crate) struct MixerInput {
     src: gst_app::AppSrc,
     pad: Option<gst::Pad>,
     pushed: AtomicU64,
+    timeline: Mutex<InputTimeline>,
 }
 
 impl MixerInput {
@@ -102,7 +108,6 @@ impl MixerInput {
             .min_latency(0)
             .max_latency(-1)
             .format(gst::Format::Time)
-            .do_timestamp(true)
             .max_bytes(INPUT_MAX_BYTES)
             .block(false)
             .leaky_type(gst_app::AppLeakyType::Downstream)
@@ -132,6 +137,7 @@ impl MixerInput {
             src,
             pad: Some(pad),
             pushed: AtomicU64::new(0),
+            timeline: Mutex::new(InputTimeline::default()),
         })
     }
 
@@ -140,12 +146,26 @@ impl MixerInput {
         self.push(gst::Buffer::from_mut_slice(pcm.to_vec()))
     }
 
-    /// Queues a buffer of S16LE 48 kHz mono (its timestamps are replaced).
+    /// Queues a buffer of S16LE 48 kHz mono (its timestamps are replaced: placed on the
+    /// running time by the input's [`InputTimeline`]). `false` when the input is not running;
+    /// a buffer the timeline drops counts as taken.
     pub(crate) fn push(&self, mut buffer: gst::Buffer) -> bool {
+        let Some(now) = self.pipeline.current_running_time() else {
+            return false;
+        };
+        let duration = Duration::from_nanos(buffer.size() as u64 / 2 * 1_000_000_000 / RATE as u64);
+        let slot = match self.timeline.lock() {
+            Ok(mut t) => t.place(Duration::from_nanos(now.nseconds()), duration),
+            Err(_) => return false,
+        };
+        let Slot::At(at) = slot else {
+            return true;
+        };
         // Shares the memory; copies only the buffer header when someone else holds it.
         let b = buffer.make_mut();
-        b.set_pts(gst::ClockTime::NONE);
+        b.set_pts(gst::ClockTime::from_nseconds(at.as_nanos() as u64));
         b.set_dts(gst::ClockTime::NONE);
+        b.set_duration(gst::ClockTime::from_nseconds(duration.as_nanos() as u64));
         let ok = self.src.push_buffer(buffer).is_ok();
         if ok {
             self.pushed.fetch_add(1, Ordering::Relaxed);
@@ -221,5 +241,70 @@ mod tests {
         let (live, min, max) = q.result();
         assert!(live);
         assert!(max.is_none_or(|m| m >= min), "{min} > {max:?}");
+    }
+
+    /// A feeder held up now and then delivers its audio in bursts; all of it is mixed, none of
+    /// it dropped by the timeline (the hold-ups here are 200 ms, the timeline's bound).
+    #[test]
+    fn audio_that_arrives_in_bursts_is_mixed_whole() {
+        super::super::common::init().unwrap();
+        let pipeline = gst::Pipeline::with_name("mixbursts");
+        let mixer = silent_mixer(&pipeline, "b").unwrap();
+        let sink = gstreamer_app::AppSink::builder()
+            .name("bsink")
+            .sync(true)
+            .build();
+        sink.set_property("async", false);
+        pipeline.add(&sink).unwrap();
+        mixer.link(&sink).unwrap();
+        let blocks = std::sync::Arc::new(std::sync::Mutex::new(Vec::<f32>::new()));
+        let b = blocks.clone();
+        sink.set_callbacks(
+            gstreamer_app::AppSinkCallbacks::builder()
+                .new_sample(move |s| {
+                    let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
+                    let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+                    let x: Vec<f32> =
+                        super::super::tone::first_channel_s16(map.as_slice(), 1).collect();
+                    let rms = (x.iter().map(|v| v * v).sum::<f32>() / x.len().max(1) as f32).sqrt();
+                    b.lock().unwrap().push(rms);
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let input = MixerInput::add(&pipeline, &mixer, "bin0").unwrap();
+        // 3 s of a 440 Hz tone in 20 ms buffers, delivered ten at a time every 200 ms.
+        let frame = 960usize;
+        let mut n = 0usize;
+        for _ in 0..15 {
+            for _ in 0..10 {
+                let pcm: Vec<u8> = (0..frame)
+                    .flat_map(|i| {
+                        let t = (n * frame + i) as f64 / f64::from(RATE);
+                        let v =
+                            (0.3 * (2.0 * std::f64::consts::PI * 440.0 * t).sin() * 32767.0) as i16;
+                        v.to_le_bytes()
+                    })
+                    .collect();
+                assert!(input.push_pcm(&pcm));
+                n += 1;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = pipeline.set_state(gst::State::Null);
+        let rms = blocks.lock().unwrap().clone();
+        // From the first sounding 10 ms block: 3 s of tone, then silence again.
+        let first = rms
+            .iter()
+            .position(|&r| r > 0.05)
+            .expect("no tone reached the mix");
+        let sounding = rms[first..].iter().filter(|&&r| r > 0.05).count();
+        assert!(
+            sounding >= 285,
+            "{sounding} of 300 blocks of tone reached the mix"
+        );
     }
 }

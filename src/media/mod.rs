@@ -35,6 +35,7 @@ pub mod h264;
 pub mod layout;
 mod mic;
 mod mix;
+mod mix_timeline;
 mod play;
 pub mod playout;
 mod publish;

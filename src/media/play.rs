@@ -76,6 +76,8 @@ pub struct PlayStats {
     pub video_held_for_keyframe: u64,
     pub late_frames: u64,
     pub dropped_frames: u64,
+    /// Audio packets dropped for arriving after their deadline (the decoder conceals them).
+    pub audio_frames_dropped: u64,
     pub playout_adjustments: u64,
     /// Median (video render lag - audio render lag) in ms at the `none` sinks: how far video
     /// plays behind the audio with the same sender timestamp.
@@ -331,6 +333,7 @@ impl PlayPipeline {
         if placed.late {
             st.stats.late_frames += 1;
             st.stats.dropped_frames += 1;
+            st.stats.audio_frames_dropped += 1;
             return Ok(PushOutcome::Dropped);
         }
         drop(st);

@@ -7,7 +7,7 @@
 //! appsrc per played stream --> audiomixer -> audioconvert -> audioresample -> S16LE 48 kHz mono
 //!                                -> webrtcechoprobe name=roomcam-echo-probe-N -> appsink (sync)
 //!                                                                                 |
-//!                    output pipeline: appsrc -> audioconvert -> audioresample -> alsasink
+//!                    output pipeline: appsrc -> audioconvert -> audioresample -> alsasink (sync=false)
 //! ```
 //!
 //! Why it lives all session: `webrtcdsp` refuses to start unless its probe exists, so the probe
@@ -38,6 +38,8 @@ use super::tone;
 
 /// Mixed audio kept for [`Speaker::recent_samples`] (0.5 s).
 const RECENT_SAMPLES: usize = 24_000;
+/// A 10 ms block of the mix at or above this RMS (-50 dBFS) counts as sounding.
+const SOUNDING_RMS: f32 = 0.003_162;
 /// How much mixed audio may wait for the output device (older is dropped).
 const OUTPUT_MAX_BYTES: u64 = 9_600; // 100 ms
 
@@ -60,6 +62,10 @@ pub struct SpeakerStats {
     pub inputs: usize,
     /// Frequency of the mix over the last half second, when it is a clear tone.
     pub tone_hz: Option<f64>,
+    /// Share of the last half second's 10 ms blocks of the mix that sound (RMS of -50 dBFS or
+    /// more): 1.0 while a remote stream plays steadily, lower when its audio reaches the mix in
+    /// bursts. `None` until the mix has run a quarter of a second.
+    pub sounding_share: Option<f64>,
 }
 
 #[derive(Default)]
@@ -251,6 +257,9 @@ impl Speaker {
             tone_hz: (recent.len() >= RECENT_SAMPLES / 2)
                 .then(|| tone::estimate_hz(&recent, mix::RATE as u32, 0.01))
                 .flatten(),
+            sounding_share: (recent.len() >= RECENT_SAMPLES / 2)
+                .then(|| tone::sounding_share(&recent, mix::RATE as usize / 100, SOUNDING_RMS))
+                .flatten(),
         }
     }
 }
@@ -312,18 +321,29 @@ impl Drop for SpeakerInput {
     }
 }
 
+/// The output device's sink. It plays the mix as it comes (`sync=false`): the mix is paced by
+/// the clock already (its appsink syncs), and the output pipeline stamps buffers when they
+/// arrive, so syncing again only adds a way to lose audio. A synced audio sink drops samples
+/// that reach it after their time and writes the next ones contiguous to them, so once one
+/// buffer is held up (a busy CPU: the emulated Pi of the QEMU test dropped most of the tone in
+/// 40 ms bursts) everything after it stays late and is dropped until the sink resyncs. Unsynced,
+/// a late buffer goes to the next free place in the ring buffer. The latency stays bounded: the
+/// ring buffer (40 ms) blocks when full and the input queue before it drops its oldest audio
+/// past `OUTPUT_MAX_BYTES`.
 fn output_sink(output: &AudioPlayback) -> Result<gst::Element, MediaError> {
-    match output {
+    let sink = match output {
         AudioPlayback::Alsa(pcm) => {
             let sink = make("alsasink", "spkout", "ALSA playback")?;
             sink.set_property("device", pcm.as_str());
             // 40 ms ring buffer in 10 ms periods: the default 200 ms would be audible delay.
             sink.set_property("buffer-time", 40_000i64);
             sink.set_property("latency-time", 10_000i64);
-            Ok(sink)
+            sink
         }
-        _ => make("autoaudiosink", "spkout", "default audio output"),
-    }
+        _ => make("autoaudiosink", "spkout", "default audio output")?,
+    };
+    sink.set_property("sync", false);
+    Ok(sink)
 }
 
 /// Where the mix goes.
@@ -333,8 +353,9 @@ enum Output {
     Tap(AudioTap),
 }
 
-/// The output pipeline: appsrc -> audioconvert -> audioresample -> the device, on the system
-/// clock (the mix's clock) so the sink follows the mix's pace instead of drifting against it.
+/// The output pipeline: appsrc -> audioconvert -> audioresample -> the device (unsynced, see
+/// [`output_sink`]), on the system clock (the mix's clock): the device never becomes the clock
+/// of a pipeline whose pace is the mix's.
 fn open_output(output: &Output, slot: &OutputSlot) -> Result<gst::Pipeline, MediaError> {
     let pipeline = gst::Pipeline::with_name("speaker-out");
     pipeline.use_clock(Some(&gst::SystemClock::obtain()));

@@ -92,7 +92,8 @@ impl AudioTap {
         let sink = gst_app::AppSink::builder()
             .name("spkout")
             .caps(&mix::s16_mono_caps())
-            .sync(true)
+            // As the device sinks (speaker::output_sink): the mix arrives paced already.
+            .sync(false)
             .max_buffers(8)
             .drop(true)
             .build();

@@ -81,6 +81,24 @@ pub fn block_level_db(samples: &[f32], rate: u32, hz: f64, block: usize) -> f64 
     levels[levels.len() / 2]
 }
 
+/// Share (0..=1) of the consecutive blocks of `block` samples whose RMS is at least
+/// `min_rms`: how much of the time something sounds. `None` for fewer than one whole block.
+pub fn sounding_share(samples: &[f32], block: usize, min_rms: f32) -> Option<f64> {
+    let block = block.max(1);
+    let blocks: Vec<&[f32]> = samples.chunks_exact(block).collect();
+    if blocks.is_empty() {
+        return None;
+    }
+    let min_power = f64::from(min_rms) * f64::from(min_rms);
+    let sounding = blocks
+        .iter()
+        .filter(|b| {
+            b.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>() / block as f64 >= min_power
+        })
+        .count();
+    Some(sounding as f64 / blocks.len() as f64)
+}
+
 /// Samples of interleaved S16 PCM, first channel only, as floats in [-1, 1).
 pub fn first_channel_s16(pcm: &[u8], channels: usize) -> impl Iterator<Item = f32> + '_ {
     pcm.chunks_exact(2 * channels.max(1))
@@ -90,6 +108,21 @@ pub fn first_channel_s16(pcm: &[u8], channels: usize) -> impl Iterator<Item = f3
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sounding_share_counts_blocks_above_the_level() {
+        let mut x = sine(880.0, 48_000, 4_800, 0.3, 0.0);
+        // The second half silent, one block in the first half too.
+        for v in x.iter_mut().skip(2_400) {
+            *v = 0.0;
+        }
+        for v in x.iter_mut().take(480) {
+            *v = 0.0;
+        }
+        assert_eq!(sounding_share(&x, 480, 0.01), Some(0.4));
+        assert_eq!(sounding_share(&x[..100], 480, 0.01), None);
+        assert_eq!(sounding_share(&vec![0.001; 960], 480, 0.01), Some(0.0));
+    }
 
     fn sine(hz: f64, rate: u32, n: usize, amp: f32, phase: f64) -> Vec<f32> {
         (0..n)
