@@ -7,7 +7,7 @@
 # Default: the release profile (what the .deb ships), both binaries, into
 # target/<rust-target>/release/{roomcam,roomcam-server}. Extra arguments go to `cargo build`
 # (e.g. `--profile dev`). Prints the two binaries' paths on stdout.
-# Needs (scripts/setup-pi.sh installs them): rustup targets aarch64-unknown-linux-gnu /
+# Needs (scripts/setup.sh installs them): rustup targets aarch64-unknown-linux-gnu /
 # armv7-unknown-linux-gnueabihf, gcc-aarch64-linux-gnu / gcc-arm-linux-gnueabihf, clang,
 # mmdebstrap.
 set -euo pipefail

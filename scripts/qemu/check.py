@@ -165,6 +165,15 @@ def main():
     want = result.get("tone_hz", 880)
     wav = os.path.join(out, "guest", "speaker.wav")
     t = tone(wav, want) if os.path.exists(wav) else {"error": "no recording"}
+    # B's view of its mix during the recording (evidence only: where audio is lost).
+    t["b_during_recording"] = [
+        {**{k: st(f"b-recording-{i}").get("audio", {}).get(k)
+            for k in ("mix_tone_hz", "mix_sounding_share", "mix_buffers")},
+         **{k: (player(st(f"b-recording-{i}"), "qemu-a-main") or {}).get(k)
+            for k in ("audio_frames_received", "audio_frames_decoded", "audio_frames_dropped",
+                      "late_frames", "playout_adjustments")}}
+        for i in (1, 2, 3)
+    ]
     check("the speaker recording carries A's tone at its frequency",
           "error" not in t and t["sounding_share"] >= 0.5 and abs(t["peak_hz"] - want) < 0.03 * want
           and t["tone_to_neighbours_db"] > 15, t)

@@ -7,6 +7,8 @@ writes a tar to it), no network, the serial console on this process's pipes and 
 socket. The guest asks on the console ("@@roomcam <verb> <name> @@"); this side answers
 "ok <name>" once done:
   screendump NAME   QMP screendump (PPM), kept as OUT/NAME.png
+  screendump NAME=KIND/KIND  the same, retaken once a second (up to 30 s) until the picture is
+                    one of those kinds (pictures.classify: bars, card, other, black)
   press NAME        QMP system_powerdown: the virt board pulses PL061 line 3 (the call button);
                     answered once QMP reported the POWERDOWN event
 At power-off the results disk is unpacked into OUT/guest. Writes OUT/console.log and OUT/run.json
@@ -36,6 +38,37 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pictures  # noqa: E402  (scripts/qemu/pictures.py)
 
 ASK = re.compile(r"@@roomcam (\S+) (\S+) @@")
+
+
+# How long a screendump that names the picture it waits for is retaken (once a second).
+SCREENDUMP_WAIT_S = 30.0
+
+
+def screendump(qmp, tmp, out, token):
+    """QMP screendump into OUT/NAME.png. TOKEN is NAME, or NAME=KIND/KIND...: then the picture is
+    retaken once a second until pictures.classify() calls it one of those kinds, for at most
+    SCREENDUMP_WAIT_S (a hang guard: the emulated CPU shows a change seconds late in some runs);
+    the last picture is kept either way and check.py judges it."""
+    name, _, want = token.partition("=")
+    kinds = [k for k in want.split("/") if k]
+    ppm = os.path.join(tmp, name + ".ppm")
+    start = time.monotonic()
+    tries, kind = 0, None
+    while True:
+        tries += 1
+        qmp.execute("screendump", filename=ppm)
+        picture = pictures.read_ppm(ppm)
+        if not kinds:
+            break
+        kind = pictures.classify(*picture)["kind"]
+        if kind in kinds or time.monotonic() - start >= SCREENDUMP_WAIT_S:
+            break
+        time.sleep(1.0)
+    path = os.path.join(out, name + ".png")
+    pictures.write_png(path, *picture)
+    os.remove(ppm)
+    return {"file": path, "wanted": kinds, "kind": kind, "tries": tries,
+            "waited_s": round(time.monotonic() - start, 1)}
 
 
 class RunTimeout(Exception):
@@ -161,12 +194,8 @@ def main():
             verb, name = m.group(1), m.group(2)
             t = round(time.monotonic() - t0, 1)
             if verb == "screendump":
-                ppm = os.path.join(tmp, name + ".ppm")
-                qmp.execute("screendump", filename=ppm)
-                path = os.path.join(out, name + ".png")
-                pictures.write_png(path, *pictures.read_ppm(ppm))
-                os.remove(ppm)
-                run["asks"].append({"verb": verb, "name": name, "t": t, "file": path})
+                shot = screendump(qmp, tmp, out, name)
+                run["asks"].append({"verb": verb, "name": name, "t": t, **shot})
             elif verb == "press":
                 qmp.events.clear()
                 qmp.execute("system_powerdown")
