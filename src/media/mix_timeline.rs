@@ -11,9 +11,13 @@
 //!   the past (the input really paused, or fell behind the mix): then it starts now;
 //! - a buffer that would start more than `MAX_AHEAD` ahead of now is dropped (bounded delay);
 //! - after a burst the input plays behind by up to the hold-up: that backlog absorbs the next
-//!   hold-up, and it is walked back when it stayed above `TARGET` for a whole `WINDOW` of
-//!   buffers (one buffer dropped per window), so the delay does not stay raised for ever.
+//!   hold-up, and it is walked back when it stayed above the target for a whole `WINDOW` of
+//!   buffers (one buffer dropped per window), so the delay does not stay raised for ever. The
+//!   target is `TARGET` (40 ms), or the longest hold-up of the last `HOLDUP_MEMORY` when that
+//!   is longer (at most `MAX_AHEAD`): a machine that keeps stalling its feeder keeps the
+//!   cushion that absorbs the stalls, an idle one plays with the small delay.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 /// How far in the past the end of the previous buffer may be for the next to still follow it
@@ -25,6 +29,8 @@ pub(crate) const MAX_AHEAD: Duration = Duration::from_millis(200);
 const TARGET: Duration = Duration::from_millis(40);
 /// Buffers per walk-back window (1 s of 20 ms frames).
 const WINDOW: u32 = 50;
+/// How long a hold-up keeps the target raised.
+const HOLDUP_MEMORY: Duration = Duration::from_secs(10);
 
 /// Where a buffer goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +47,8 @@ pub(crate) struct InputTimeline {
     next: Option<Duration>,
     window_min_ahead: Option<Duration>,
     window_count: u32,
+    /// Recent hold-ups: (when, how long the input had been behind).
+    holdups: VecDeque<(Duration, Duration)>,
     /// Buffers dropped so far (too far ahead, or walked back).
     dropped: u64,
     /// Times the input started again from now (a pause or a fall behind).
@@ -52,8 +60,9 @@ impl InputTimeline {
     pub(crate) fn place(&mut self, now: Duration, duration: Duration) -> Slot {
         let start = match self.next {
             Some(next) if next + LATE_SLACK >= now => next,
-            Some(_) => {
+            Some(next) => {
                 self.resyncs += 1;
+                self.holdups.push_back((now, now - next));
                 now
             }
             None => now,
@@ -69,13 +78,26 @@ impl InputTimeline {
         if self.window_count >= WINDOW {
             self.window_min_ahead = None;
             self.window_count = 0;
-            if min > TARGET {
+            if min > self.target(now) {
                 self.dropped += 1;
                 return Slot::Drop;
             }
         }
         self.next = Some(start + duration);
         Slot::At(start)
+    }
+
+    /// The backlog kept: `TARGET`, or the longest recent hold-up (at most `MAX_AHEAD`).
+    fn target(&mut self, now: Duration) -> Duration {
+        while self
+            .holdups
+            .front()
+            .is_some_and(|&(at, _)| now.saturating_sub(at) > HOLDUP_MEMORY)
+        {
+            self.holdups.pop_front();
+        }
+        let longest = self.holdups.iter().map(|&(_, d)| d).max();
+        longest.unwrap_or(TARGET).clamp(TARGET, MAX_AHEAD)
     }
 }
 
@@ -147,6 +169,45 @@ mod tests {
         }
         assert!(ahead_at_end <= TARGET, "still {ahead_at_end:?} ahead");
         assert!(t.dropped >= 4 + 7, "walked back by dropping: {}", t.dropped);
+    }
+
+    #[test]
+    fn a_machine_that_keeps_stalling_keeps_its_cushion_for_a_while() {
+        let mut t = InputTimeline::default();
+        let mut now = ms(0);
+        for _ in 0..50 {
+            t.place(now, F);
+            now += F;
+        }
+        // A 150 ms hold-up: a gap, then the held-up audio at once, then real time.
+        now += ms(150);
+        for _ in 0..8 {
+            assert!(matches!(t.place(now, F), Slot::At(_)));
+        }
+        assert_eq!(t.resyncs, 1);
+        let ahead = |t: &mut InputTimeline, now: Duration| match t.place(now, F) {
+            Slot::At(at) => at.saturating_sub(now),
+            Slot::Drop => Duration::MAX,
+        };
+        let mut last = Duration::ZERO;
+        for _ in 0..(WINDOW * 5) {
+            now += F;
+            last = ahead(&mut t, now);
+        }
+        // Five seconds later the cushion is still there (the hold-up is remembered) ...
+        assert!(last >= ms(140), "cushion walked back to {last:?}");
+        // ... so a second hold-up of the same length leaves no gap.
+        now += ms(140);
+        for _ in 0..7 {
+            t.place(now, F);
+        }
+        assert_eq!(t.resyncs, 1, "the second hold-up was absorbed");
+        // Without further hold-ups it goes back to the small delay.
+        for _ in 0..(WINDOW * 30) {
+            now += F;
+            last = ahead(&mut t, now);
+        }
+        assert!(last <= TARGET, "still {last:?} ahead");
     }
 
     #[test]
