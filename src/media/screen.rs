@@ -186,6 +186,7 @@ impl Screen {
         // deadline anyway.
         // Inputs arrive when they arrive (decoders of other pipelines): wait at most a frame.
         compositor.set_property("latency", 1_000_000_000u64 / u64::from(fps));
+        skip_when_behind(&compositor, fps)?;
 
         let bg = make("videotestsrc", "screen-idle", "idle card background")?;
         bg.set_property("is-live", true);
@@ -471,6 +472,49 @@ impl Screen {
             idle_text: inner.text.lock().map(|t| t.clone()).unwrap_or_default(),
         }
     }
+}
+
+/// A compositor that cannot keep up (a large mode on a slow CPU) must skip pictures, not fall
+/// behind: its live timeline would lag further every second, and the screen would show the
+/// call as it was seconds or minutes ago (the emulated Pi of the QEMU test composing 1080p at
+/// half its frame rate showed the camera-unavailable card 30 s after the camera was back).
+/// Nothing downstream syncs to the clock (the output takes pictures as they come), so nothing
+/// sends QoS upstream; this probe on the compositor's output does, as a synced sink would, for
+/// every picture that leaves more than `QOS_SLACK_FRAMES` frames after its time. The compositor
+/// then skips (does not compose) the pictures whose time has passed.
+const QOS_SLACK_FRAMES: u64 = 2;
+
+fn skip_when_behind(compositor: &gst::Element, fps: u32) -> Result<(), MediaError> {
+    let src = compositor
+        .static_pad("src")
+        .ok_or_else(|| MediaError::Init("compositor without a src pad".into()))?;
+    let frame = gst::ClockTime::from_nseconds(1_000_000_000 / u64::from(fps.max(1)));
+    let weak = compositor.downgrade();
+    src.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let pts = info.buffer().and_then(|b| b.pts());
+        let element = weak.upgrade();
+        let clock_now = element
+            .as_ref()
+            .and_then(|e| Some((e.clock()?.time(), e.base_time()?)));
+        if let (Some(pts), Some((now, base))) = (pts, clock_now) {
+            let running = now.saturating_sub(base);
+            if running > pts + frame * QOS_SLACK_FRAMES {
+                // Skip what is due up to one frame ago.
+                let behind = running - pts - frame;
+                let qos = gst::event::Qos::new(
+                    gst::QOSType::Underflow,
+                    1.0,
+                    behind.nseconds() as i64,
+                    pts,
+                );
+                // From the streaming thread, as a synced sink sends it.
+                let _ = pad.send_event(qos);
+            }
+        }
+        gst::PadProbeReturn::Ok
+    })
+    .ok_or_else(|| MediaError::Init("cannot watch the compositor's output".into()))?;
+    Ok(())
 }
 
 /// One composed picture, BGRx.
@@ -993,6 +1037,43 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(held.load(Ordering::SeqCst));
+    }
+
+    /// Composing takes three frame periods here (a probe sleeps 100 ms a picture at 30 fps):
+    /// the compositor skips pictures and its output stays near the present, where it would
+    /// otherwise fall behind by two thirds of every second (over 2.5 s after 4 s).
+    #[test]
+    fn a_compositor_that_cannot_keep_up_skips_pictures_instead_of_falling_behind() {
+        common::init().unwrap();
+        let screen = Screen::start(&small_settings(30), "idle").unwrap();
+        let compositor = screen.inner.compositor.clone();
+        let lag = Arc::new(Mutex::new(None::<gst::ClockTime>));
+        let l = lag.clone();
+        let weak = compositor.downgrade();
+        compositor
+            .static_pad("src")
+            .unwrap()
+            .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                std::thread::sleep(Duration::from_millis(100));
+                if let (Some(pts), Some(e)) = (info.buffer().and_then(|b| b.pts()), weak.upgrade())
+                    && let (Some(clock), Some(base)) = (e.clock(), e.base_time())
+                {
+                    *l.lock().unwrap() =
+                        Some(clock.time().saturating_sub(base).saturating_sub(pts));
+                }
+                gst::PadProbeReturn::Ok
+            })
+            .unwrap();
+        std::thread::sleep(Duration::from_secs(4));
+        let lag = lag
+            .lock()
+            .unwrap()
+            .expect("the compositor composed nothing");
+        assert!(
+            lag < gst::ClockTime::from_mseconds(1500),
+            "the screen is {lag} behind the clock"
+        );
+        drop(screen);
     }
 
     #[test]
