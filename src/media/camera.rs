@@ -96,8 +96,10 @@ struct Shared {
     camera_losses: AtomicU64,
     stop: AtomicBool,
     /// The last pts handed to the encoder (ns; camera and card pictures interleave at a switch
-    /// and must still rise).
-    last_pts: AtomicU64,
+    /// and must still rise). Held while a picture is stamped and pushed: the camera's thread and
+    /// the watcher's both push around a switch, and a pts taken by one thread but pushed after
+    /// the other's later one went out backwards (seen under load in `media_camera_hotplug`).
+    last_pts: Mutex<u64>,
 }
 
 impl Shared {
@@ -167,7 +169,7 @@ impl Camera {
             card_frames: AtomicU64::new(0),
             camera_losses: AtomicU64::new(0),
             stop: AtomicBool::new(false),
-            last_pts: AtomicU64::new(0),
+            last_pts: Mutex::new(0),
         });
         let sh = shared.clone();
         sink.set_callbacks(
@@ -375,10 +377,12 @@ impl Shared {
     /// Hands a picture to the encoder pipeline: a new header on the same memory, with `pts`
     /// (kept rising), or none for the appsrc to stamp.
     fn push(&self, buffer: &gst::BufferRef, pts: Option<gst::ClockTime>) {
+        let Ok(mut last) = self.last_pts.lock() else {
+            return;
+        };
         let pts = pts.map(|p| {
-            let last = self.last_pts.load(Ordering::Relaxed);
-            let ns = p.nseconds().max(last + 1_000_000);
-            self.last_pts.store(ns, Ordering::Relaxed);
+            let ns = p.nseconds().max(*last + 1_000_000);
+            *last = ns;
             gst::ClockTime::from_nseconds(ns)
         });
         let mut b = buffer.copy();
@@ -387,6 +391,7 @@ impl Shared {
             m.set_dts(gst::ClockTime::NONE);
             m.set_duration(gst::ClockTime::NONE);
         }
+        // Still under the lock: pictures leave in the order of their pts.
         let _ = self.feed.push_buffer(b);
     }
 }
