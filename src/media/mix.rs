@@ -8,15 +8,15 @@
 //! appsrc (placed end to end, live, leaky) ------------------------> audiomixer -> ...
 //! ```
 //!
-//! Inputs are placed on the pipeline's running time as they enter the mixer (a probe on its
-//! pad), end to end ([`InputTimeline`]): what feeds them (a decoder's synced appsink, a capture
-//! pipeline) already delivers in real time, but in bursts when its thread is held up, and
-//! arrival stamps would turn each hold-up into lost audio. The mixer's `latency` absorbs the
-//! scheduling jitter of the pushes; its alignment threshold (40 ms) turns small timestamp
-//! jitter into continuous samples.
+//! Inputs are placed on the pipeline's running time as they arrive, end to end
+//! ([`InputTimeline`]): what feeds them (a decoder's synced appsink, a capture pipeline) already
+//! delivers in real time, but in bursts when its thread is held up, and arrival stamps would
+//! turn each hold-up into lost audio. The mixer's `latency` absorbs the scheduling jitter of
+//! the pushes; its alignment threshold (40 ms) turns small timestamp jitter into continuous
+//! samples.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gstreamer as gst;
@@ -88,6 +88,7 @@ pub(crate) struct MixerInput {
     src: gst_app::AppSrc,
     pad: Option<gst::Pad>,
     pushed: AtomicU64,
+    timeline: Mutex<InputTimeline>,
 }
 
 impl MixerInput {
@@ -129,14 +130,6 @@ impl MixerInput {
                 to: mixer.name().to_string(),
             });
         }
-        // Placed where the buffer enters the mixer, in the thread that delivers it: a stamp
-        // taken earlier (at the push) would make every buffer late for the mixer while the
-        // input's own thread is held up, and the mixer drops late audio.
-        let timeline = Arc::new(Mutex::new(InputTimeline::default()));
-        let weak = pipeline.downgrade();
-        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-            place_on_entry(&weak, &timeline, info)
-        });
         let _ = src.sync_state_with_parent();
         Ok(Self {
             pipeline: pipeline.clone(),
@@ -144,6 +137,7 @@ impl MixerInput {
             src,
             pad: Some(pad),
             pushed: AtomicU64::new(0),
+            timeline: Mutex::new(InputTimeline::default()),
         })
     }
 
@@ -152,14 +146,26 @@ impl MixerInput {
         self.push(gst::Buffer::from_mut_slice(pcm.to_vec()))
     }
 
-    /// Queues a buffer of S16LE 48 kHz mono (its timestamps are replaced: the input's
-    /// [`InputTimeline`] places it when it enters the mixer). `false` when the input is not
-    /// running.
+    /// Queues a buffer of S16LE 48 kHz mono (its timestamps are replaced: placed on the
+    /// running time by the input's [`InputTimeline`]). `false` when the input is not running;
+    /// a buffer the timeline drops counts as taken.
     pub(crate) fn push(&self, mut buffer: gst::Buffer) -> bool {
+        let Some(now) = self.pipeline.current_running_time() else {
+            return false;
+        };
+        let duration = Duration::from_nanos(buffer.size() as u64 / 2 * 1_000_000_000 / RATE as u64);
+        let slot = match self.timeline.lock() {
+            Ok(mut t) => t.place(Duration::from_nanos(now.nseconds()), duration),
+            Err(_) => return false,
+        };
+        let Slot::At(at) = slot else {
+            return true;
+        };
         // Shares the memory; copies only the buffer header when someone else holds it.
         let b = buffer.make_mut();
-        b.set_pts(gst::ClockTime::NONE);
+        b.set_pts(gst::ClockTime::from_nseconds(at.as_nanos() as u64));
         b.set_dts(gst::ClockTime::NONE);
+        b.set_duration(gst::ClockTime::from_nseconds(duration.as_nanos() as u64));
         let ok = self.src.push_buffer(buffer).is_ok();
         if ok {
             self.pushed.fetch_add(1, Ordering::Relaxed);
@@ -184,33 +190,6 @@ impl MixerInput {
         self.mixer.release_request_pad(&pad);
         let _ = self.pipeline.remove(&self.src);
     }
-}
-
-/// The probe on a mixer input's pad: stamps the buffer with its place on the running time, or
-/// drops it when the timeline does (too much queued ahead, or walking the backlog back).
-fn place_on_entry(
-    pipeline: &gst::glib::WeakRef<gst::Pipeline>,
-    timeline: &Mutex<InputTimeline>,
-    info: &mut gst::PadProbeInfo,
-) -> gst::PadProbeReturn {
-    let Some(now) = pipeline.upgrade().and_then(|p| p.current_running_time()) else {
-        return gst::PadProbeReturn::Drop;
-    };
-    let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut() else {
-        return gst::PadProbeReturn::Ok;
-    };
-    let duration = Duration::from_nanos(buffer.size() as u64 / 2 * 1_000_000_000 / RATE as u64);
-    let slot = match timeline.lock() {
-        Ok(mut t) => t.place(Duration::from_nanos(now.nseconds()), duration),
-        Err(_) => return gst::PadProbeReturn::Drop,
-    };
-    let Slot::At(at) = slot else {
-        return gst::PadProbeReturn::Drop;
-    };
-    let b = buffer.make_mut();
-    b.set_pts(gst::ClockTime::from_nseconds(at.as_nanos() as u64));
-    b.set_duration(gst::ClockTime::from_nseconds(duration.as_nanos() as u64));
-    gst::PadProbeReturn::Ok
 }
 
 impl Drop for MixerInput {
@@ -264,19 +243,21 @@ mod tests {
         assert!(max.is_none_or(|m| m >= min), "{min} > {max:?}");
     }
 
-    /// Starts a mixer into an appsink that keeps the RMS of each 10 ms output buffer.
-    fn mixer_with_levels(name: &str) -> (gst::Pipeline, gst::Element, Arc<Mutex<Vec<f32>>>) {
+    /// A feeder held up now and then delivers its audio in bursts; all of it is mixed, none of
+    /// it dropped by the timeline (the hold-ups here are 200 ms, the timeline's bound).
+    #[test]
+    fn audio_that_arrives_in_bursts_is_mixed_whole() {
         super::super::common::init().unwrap();
-        let pipeline = gst::Pipeline::with_name(name);
-        let mixer = silent_mixer(&pipeline, name).unwrap();
+        let pipeline = gst::Pipeline::with_name("mixbursts");
+        let mixer = silent_mixer(&pipeline, "b").unwrap();
         let sink = gstreamer_app::AppSink::builder()
-            .name(format!("{name}sink"))
+            .name("bsink")
             .sync(true)
             .build();
         sink.set_property("async", false);
         pipeline.add(&sink).unwrap();
         mixer.link(&sink).unwrap();
-        let blocks = Arc::new(Mutex::new(Vec::<f32>::new()));
+        let blocks = std::sync::Arc::new(std::sync::Mutex::new(Vec::<f32>::new()));
         let b = blocks.clone();
         sink.set_callbacks(
             gstreamer_app::AppSinkCallbacks::builder()
@@ -293,87 +274,34 @@ mod tests {
                 .build(),
         );
         pipeline.set_state(gst::State::Playing).unwrap();
-        (pipeline, mixer, blocks)
-    }
-
-    /// 20 ms of a 440 Hz tone, the `n`th.
-    fn tone_frame(n: usize) -> Vec<u8> {
-        let frame = 960usize;
-        (0..frame)
-            .flat_map(|i| {
-                let t = (n * frame + i) as f64 / f64::from(RATE);
-                ((0.3 * (2.0 * std::f64::consts::PI * 440.0 * t).sin() * 32767.0) as i16)
-                    .to_le_bytes()
-            })
-            .collect()
-    }
-
-    /// Of the 10 ms blocks from the first sounding one on, how many sound.
-    fn sounding_from_first(levels: &[f32]) -> usize {
-        let first = levels
-            .iter()
-            .position(|&r| r > 0.05)
-            .expect("no tone reached the mix");
-        levels[first..].iter().filter(|&&r| r > 0.05).count()
-    }
-
-    /// The input's own thread (appsrc's) is held up 100 ms every 300 ms while the feeder
-    /// delivers in real time: what it delivers after a hold-up is mixed, not dropped as late.
-    /// Placed at the push instead of at the mixer's pad, a fifth of it was lost (235 of 300
-    /// blocks sounded).
-    #[test]
-    fn audio_held_up_inside_the_input_is_mixed_whole() {
-        let (pipeline, mixer, levels) = mixer_with_levels("stall");
-        let input = MixerInput::add(&pipeline, &mixer, "stallin").unwrap();
-        let delivered = Arc::new(AtomicU64::new(0));
-        let d = delivered.clone();
-        input
-            .src
-            .static_pad("src")
-            .unwrap()
-            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-                if d.fetch_add(1, Ordering::Relaxed) % 15 == 14 {
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                gst::PadProbeReturn::Ok
-            })
-            .unwrap();
-        // 3 s of tone in 20 ms buffers, in real time.
-        let start = std::time::Instant::now();
-        for n in 0..150 {
-            let due = Duration::from_millis(20 * n as u64);
-            if let Some(wait) = due.checked_sub(start.elapsed()) {
-                std::thread::sleep(wait);
-            }
-            assert!(input.push_pcm(&tone_frame(n)));
-        }
-        std::thread::sleep(Duration::from_millis(600));
-        let _ = pipeline.set_state(gst::State::Null);
-        let sounding = sounding_from_first(&levels.lock().unwrap());
-        assert!(
-            sounding >= 270,
-            "{sounding} of 300 blocks of tone reached the mix"
-        );
-    }
-
-    /// A feeder held up now and then delivers its audio in bursts; all of it is mixed, none of
-    /// it dropped by the timeline (the hold-ups here are 200 ms, the timeline's bound).
-    #[test]
-    fn audio_that_arrives_in_bursts_is_mixed_whole() {
-        let (pipeline, mixer, levels) = mixer_with_levels("burst");
-        let input = MixerInput::add(&pipeline, &mixer, "burstin").unwrap();
+        let input = MixerInput::add(&pipeline, &mixer, "bin0").unwrap();
         // 3 s of a 440 Hz tone in 20 ms buffers, delivered ten at a time every 200 ms.
+        let frame = 960usize;
         let mut n = 0usize;
         for _ in 0..15 {
             for _ in 0..10 {
-                assert!(input.push_pcm(&tone_frame(n)));
+                let pcm: Vec<u8> = (0..frame)
+                    .flat_map(|i| {
+                        let t = (n * frame + i) as f64 / f64::from(RATE);
+                        let v =
+                            (0.3 * (2.0 * std::f64::consts::PI * 440.0 * t).sin() * 32767.0) as i16;
+                        v.to_le_bytes()
+                    })
+                    .collect();
+                assert!(input.push_pcm(&pcm));
                 n += 1;
             }
             std::thread::sleep(Duration::from_millis(200));
         }
         std::thread::sleep(Duration::from_millis(500));
         let _ = pipeline.set_state(gst::State::Null);
-        let sounding = sounding_from_first(&levels.lock().unwrap());
+        let rms = blocks.lock().unwrap().clone();
+        // From the first sounding 10 ms block: 3 s of tone, then silence again.
+        let first = rms
+            .iter()
+            .position(|&r| r > 0.05)
+            .expect("no tone reached the mix");
+        let sounding = rms[first..].iter().filter(|&&r| r > 0.05).count();
         assert!(
             sounding >= 285,
             "{sounding} of 300 blocks of tone reached the mix"
