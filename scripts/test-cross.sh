@@ -25,14 +25,8 @@ times=target/cross-times.txt
 mkdir -p target
 : > "$times"
 say() { printf '==> cross: %s\n' "$*" >&2; }
-timed() { # NAME COMMAND...
-  local name="$1" t0 t1
-  shift
-  t0=$(date +%s)
-  "$@"
-  t1=$(date +%s)
-  echo "$name $((t1 - t0)) s" | tee -a "$times" >&2
-}
+# shellcheck source=scripts/step-times.sh
+source scripts/step-times.sh
 
 if ! cross --version 2>/dev/null | grep -q "^cross $CROSS_VERSION\b"; then
   say "installing cross $CROSS_VERSION (cargo install --locked)"

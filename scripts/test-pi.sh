@@ -35,14 +35,8 @@ times="${CARGO_TARGET_DIR:-target}/pi-times.txt"
 mkdir -p "$(dirname "$times")"
 : > "$times"
 say() { printf '==> pi: %s\n' "$*" >&2; }
-timed() { # NAME COMMAND...
-  local name="$1" t0 t1
-  shift
-  t0=$(date +%s)
-  "$@"
-  t1=$(date +%s)
-  echo "$name $((t1 - t0)) s" | tee -a "$times" >&2
-}
+# shellcheck source=scripts/step-times.sh
+source scripts/step-times.sh
 want() { [[ "$steps" == *" $1 "* ]]; }
 
 # qemu-user through binfmt_misc: test binaries start the roomcam binaries as child processes,

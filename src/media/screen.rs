@@ -492,24 +492,19 @@ fn skip_when_behind(compositor: &gst::Element, fps: u32) -> Result<(), MediaErro
     let weak = compositor.downgrade();
     src.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
         let pts = info.buffer().and_then(|b| b.pts());
-        let element = weak.upgrade();
-        let clock_now = element
-            .as_ref()
-            .and_then(|e| Some((e.clock()?.time(), e.base_time()?)));
-        if let (Some(pts), Some((now, base))) = (pts, clock_now) {
-            let running = now.saturating_sub(base);
-            if running > pts + frame * QOS_SLACK_FRAMES {
-                // Skip what is due up to one frame ago.
-                let behind = running - pts - frame;
-                let qos = gst::event::Qos::new(
-                    gst::QOSType::Underflow,
-                    1.0,
-                    behind.nseconds() as i64,
-                    pts,
-                );
-                // From the streaming thread, as a synced sink sends it.
-                let _ = pad.send_event(qos);
-            }
+        let running = weak
+            .upgrade()
+            .and_then(|e| common::running_time(&e))
+            .map(|d| gst::ClockTime::from_nseconds(d.as_nanos() as u64));
+        if let (Some(pts), Some(running)) = (pts, running)
+            && running > pts + frame * QOS_SLACK_FRAMES
+        {
+            // Skip what is due up to one frame ago.
+            let behind = running - pts - frame;
+            let qos =
+                gst::event::Qos::new(gst::QOSType::Underflow, 1.0, behind.nseconds() as i64, pts);
+            // From the streaming thread, as a synced sink sends it.
+            let _ = pad.send_event(qos);
         }
         gst::PadProbeReturn::Ok
     })
