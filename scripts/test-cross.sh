@@ -28,7 +28,9 @@ say() { printf '==> cross: %s\n' "$*" >&2; }
 # shellcheck source=scripts/step-times.sh
 source scripts/step-times.sh
 
-if ! cross --version 2>/dev/null | grep -q "^cross $CROSS_VERSION\b"; then
+# `cross --version` exits 1 outside a cargo project even when it prints its version.
+installed=$(cross --version 2>/dev/null || true)
+if [[ "$installed" != "cross $CROSS_VERSION"* ]]; then
   say "installing cross $CROSS_VERSION (cargo install --locked)"
   timed "cargo-install-cross" cargo install cross --version "$CROSS_VERSION" --locked --quiet
 fi
