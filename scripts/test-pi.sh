@@ -72,10 +72,20 @@ if want test; then
       # shellcheck source=scripts/cross-env.sh
       source scripts/cross-env.sh
       roomcam_cross_env aarch64 "$sysroot"
+      # Test binaries get one more run when qemu-user itself crashes (scripts/qemu-test-run.sh
+      # says why); the roomcam binaries they start still run under binfmt_misc.
+      export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="$PWD/scripts/qemu-test-run.sh"
+      export RC_QEMU_RETRY_LOG="$retries"
       cargo test --release --target "$RC_TARGET" --lib "${args[@]}"
     )
   }
+  retries="${CARGO_TARGET_DIR:-target}/pi-qemu-retries.txt"
+  : >"$retries"
   timed "test-aarch64-qemu-user" run_tests
+  if [ -s "$retries" ]; then
+    say "qemu-user crashed and its test binary was run again:"
+    cat "$retries" >&2
+  fi
 fi
 
 if want deb; then
