@@ -58,14 +58,17 @@ def frange(lo, hi, step):
     return [lo + i * step for i in range(n)]
 
 
+# At least this much of the recording must carry sound for its frequency to be judged.
+MIN_TONE_S = 0.4
+
+
 def tone(path, want_hz):
     """The recording's level and frequency near `want_hz`, judged on the 40 ms blocks that carry
     sound: an emulated guest drops and clicks audio now and then, and neither the gaps nor the
     clicks may decide. Per sounding block: its strongest frequency (a Goertzel scan, so clicks'
     broadband energy does not move it as it moves a zero-crossing count) and its power at
-    `want_hz` against neighbours an octave away; the medians are reported, with the share of
-    blocks that carry sound (a mostly silent recording fails on that) and the zero-crossing
-    rate for reference."""
+    `want_hz` against neighbours an octave away; the medians are reported, with the seconds and
+    the share of the recording that carry sound, and the zero-crossing rate for reference."""
     with wave.open(path) as w:
         rate, ch, width, n = w.getframerate(), w.getnchannels(), w.getsampwidth(), w.getnframes()
         raw = w.readframes(n)
@@ -73,8 +76,7 @@ def tone(path, want_hz):
         return {"error": f"expected mono S16, got {ch} channels of {width * 8} bits"}
     count = len(raw) // 2
     all_samples = struct.unpack(f"<{count}h", raw[: count * 2])
-    # The last two seconds (the first moments may still be silence before the play-out started).
-    samples = all_samples[-2 * rate :]
+    samples = all_samples
     if not samples:
         return {"error": "empty recording"}
     rms = math.sqrt(sum(x * x for x in samples) / len(samples))
@@ -95,10 +97,21 @@ def tone(path, want_hz):
         "seconds": round(count / rate, 2),
         "rms": round(rms, 1),
         "sounding_share": round(len(sounding) / max(len(blocks), 1), 2),
+        "sounding_s": round(len(sounding) * block / rate, 2),
         "peak_hz": round(median(peaks), 1),
         "zero_crossing_hz": round(median(zc), 1),
         "tone_to_neighbours_db": round(median(ratio), 1),
     }
+
+
+def heard(t, want_hz):
+    """Whether a `tone` result carries the tone `want_hz`: at least MIN_TONE_S of sound, whose
+    strongest frequency is within 3 % of it and 15 dB above the neighbours. How much of the
+    recording sounds is reported, not judged: under TCG it measures the emulator's speed (the
+    devices' audio threads are held up), not whether the path from A's microphone to B's
+    speaker works (docs/qemu.md "Status")."""
+    return ("error" not in t and t["sounding_s"] >= MIN_TONE_S
+            and abs(t["peak_hz"] - want_hz) < 0.03 * want_hz and t["tone_to_neighbours_db"] > 15)
 
 
 def main():
@@ -174,9 +187,7 @@ def main():
                       "late_frames", "playout_adjustments")}}
         for i in (1, 2, 3)
     ]
-    check("the speaker recording carries A's tone at its frequency",
-          "error" not in t and t["sounding_share"] >= 0.5 and abs(t["peak_hz"] - want) < 0.03 * want
-          and t["tone_to_neighbours_db"] > 15, t)
+    check("the speaker recording carries A's tone at its frequency", heard(t, want), t)
 
     # Camera hot-plug.
     step_ok("camera-unplugged", "vivid unbound mid-call")

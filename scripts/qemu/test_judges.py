@@ -147,10 +147,22 @@ class Tone(unittest.TestCase):
         self.assertLess(abs(t["peak_hz"] - 880), 26)
         self.assertGreater(t["zero_crossing_hz"], 880 * 1.1)
 
-    def test_mostly_silence_fails_on_its_share(self):
-        # Every block but one in three silent.
+    def test_bursts_of_the_tone_are_heard_and_their_share_reported(self):
+        # Every block but one in three silent: the tone is there, a third of the time.
         t = judge_made(lambda i: sine(880, i) if (i // BLOCK) % 3 == 0 else 0)
-        self.assertLess(t["sounding_share"], 0.5)
+        self.assertLess(t["sounding_share"], 0.4)
+        self.assertTrue(check.heard(t, 880), t)
+
+    def test_a_moment_of_sound_is_not_enough(self):
+        # 0.2 s of the tone in 2 s of silence: too little to judge a frequency on.
+        t = judge_made(lambda i: sine(880, i) if i < RATE // 5 else 0)
+        self.assertAlmostEqual(t["sounding_s"], 0.2, delta=0.05)
+        self.assertFalse(check.heard(t, 880), t)
+
+    def test_silence_and_another_tone_are_not_heard(self):
+        self.assertFalse(check.heard(self.judge(880, amp=0), 880))
+        self.assertFalse(check.heard(self.judge(440), 880))
+        self.assertTrue(check.heard(self.judge(880), 880))
 
     def test_another_tone_with_gaps(self):
         t = self.judge_gappy(440, 3)
