@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::media::{forward, headless_player, publish_settings, wait_for};
+use common::media::{forward_until, headless_player, publish_settings};
 use roomcam::media::PublishPipeline;
 
 #[test]
@@ -14,15 +14,13 @@ fn playout_delay_changes_while_playing() {
         PublishPipeline::new(&publish_settings(320, 240, 30, 400)).expect("builds");
     publisher.start().expect("starts");
     let player = headless_player();
-    forward(&mut rx, &player, 20, |_| false);
-    wait_for(&player, "pictures at 40 ms", |s| {
+    forward_until(&mut rx, &player, "pictures at 40 ms", |s| {
         s.video_frames_decoded > 5 && s.pipeline_latency_ms == Some(40.0)
     });
 
     player.set_playout_delay(Duration::from_millis(100));
     let before = player.stats().video_frames_decoded;
-    forward(&mut rx, &player, 60, |_| false);
-    wait_for(&player, "the new latency and more pictures", |s| {
+    forward_until(&mut rx, &player, "the new latency and more pictures", |s| {
         s.pipeline_latency_ms == Some(100.0) && s.video_frames_decoded >= before + 50
     });
     let s = player.stats();

@@ -86,6 +86,27 @@ pub fn forward(
     forwarded
 }
 
+/// Forwards frames into `player`, as a live call keeps doing, until `done` holds for its stats
+/// (up to the hang guard). Unlike `forward` then `wait_for`, a start that loses its first
+/// frames on a loaded machine (decoder still starting, pictures late) still gets the frames
+/// after them.
+pub fn forward_until(
+    rx: &mut Receiver<EncodedFrame>,
+    player: &PlayPipeline,
+    what: &str,
+    done: impl Fn(&roomcam::media::PlayStats) -> bool,
+) {
+    let deadline = Instant::now() + HANG_GUARD;
+    while !done(&player.stats()) {
+        assert!(
+            Instant::now() < deadline,
+            "timed out forwarding until {what}: {:?}",
+            player.stats()
+        );
+        forward(rx, player, 1, |_| false);
+    }
+}
+
 /// Waits (up to the hang guard) until `done` holds for the player's stats.
 pub fn wait_for(
     player: &PlayPipeline,
