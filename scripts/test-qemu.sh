@@ -12,7 +12,9 @@
 # Environment: OUT (default artifacts/qemu: screendumps, logs, report.json),
 #   ROOMCAM_QEMU_BIN (a directory holding aarch64 roomcam and roomcam-server; default: built by
 #   scripts/cross-build.sh aarch64), ROOMCAM_QEMU_TIMEOUT (default 540 s for the boot and call),
-#   ROOMCAM_QEMU_DISPLAY (the virtio GPU's mode, default 640x480; docs/qemu.md says why).
+#   ROOMCAM_QEMU_DISPLAY (the virtio GPU's preferred mode, default 1920x1080),
+#   ROOMCAM_QEMU_B_MODE (device B's `[display] mode`, one of the GPU's modes or `auto`;
+#   default 640x480: composing 1080p under TCG starves B's speaker; docs/qemu.md says more).
 # Needs: qemu-system-arm, python3, and what scripts/sysroot.sh and scripts/cross-build.sh need.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,20 +45,27 @@ trap 'rm -rf "$work"' EXIT
 rm -rf "$OUT"
 mkdir -p "$OUT"
 g=scripts/qemu/guest
+export ROOMCAM_QEMU_B_MODE="${ROOMCAM_QEMU_B_MODE:-640x480}"
+case "$ROOMCAM_QEMU_B_MODE" in
+  auto | [0-9]*x[0-9]*) ;;
+  *) echo "test-qemu: ROOMCAM_QEMU_B_MODE must be auto or WIDTHxHEIGHT, got $ROOMCAM_QEMU_B_MODE" >&2; exit 2 ;;
+esac
+sed "s/^mode = .*/mode = \"$ROOMCAM_QEMU_B_MODE\"/" "$g/device-b.toml" > "$work/device-b.toml"
+grep -q "^mode = \"$ROOMCAM_QEMU_B_MODE\"" "$work/device-b.toml" || { echo "test-qemu: device-b.toml has no mode line" >&2; exit 2; }
 read -r kernel size < <(python3 scripts/qemu/initramfs.py --sysroot "$sysroot" --out "$work/initramfs.cpio" \
   --add "$g/init:/init:755" --add "$g/scenario.sh:/roomcam/scenario.sh:755" \
   --add "$g/server.toml:/roomcam/server.toml:644" --add "$g/device-a.toml:/roomcam/device-a.toml:644" \
-  --add "$g/device-b.toml:/roomcam/device-b.toml:644" \
+  --add "$work/device-b.toml:/roomcam/device-b.toml:644" \
   --add "$bin_device:/opt/roomcam/bin/roomcam:755" --add "$bin_server:/opt/roomcam/bin/roomcam-server:755")
 echo "test-qemu: guest root $((size / 1048576)) MiB, kernel $kernel; prepared in $(( $(date +%s) - start )) s" >&2
 
 rc=0
 python3 scripts/qemu/host.py --kernel "$kernel" --initrd "$work/initramfs.cpio" --out "$OUT" \
-  --display "${ROOMCAM_QEMU_DISPLAY:-640x480}" \
+  --display "${ROOMCAM_QEMU_DISPLAY:-1920x1080}" \
   --timeout "$TIMEOUT" || rc=$?
 if [ "$rc" != 0 ]; then
   echo "test-qemu: the guest did not finish (see $OUT/console.log, $OUT/run.json)" >&2
 fi
-python3 scripts/qemu/check.py "$OUT" || rc=1
+ROOMCAM_QEMU_DISPLAY="${ROOMCAM_QEMU_DISPLAY:-1920x1080}" python3 scripts/qemu/check.py "$OUT" || rc=1
 echo "test-qemu: $(( $(date +%s) - start )) s in all; artifacts in $OUT" >&2
 exit "$rc"

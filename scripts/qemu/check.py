@@ -173,6 +173,15 @@ def main():
     check("screen after the camera came back shows the vivid bars again",
           pics["camera-resumed"]["kind"] == "bars", pics["camera-resumed"])
     check("screen after the call is the idle card", pics["idle"]["kind"] == "card", pics["idle"])
+    # B's `[display] mode` (scripts/test-qemu.sh sets it; `auto`: the GPU's preferred mode).
+    b_mode = os.environ.get("ROOMCAM_QEMU_B_MODE", "640x480")
+    want_size = os.environ.get("ROOMCAM_QEMU_DISPLAY", "1920x1080") if b_mode == "auto" else b_mode
+    b_screen = st("b-playing").get("screen") or {}
+    sizes = {n: f'{p.get("width")}x{p.get("height")}' for n, p in pics.items()}
+    check(f"B's display runs the mode its config asks for ({want_size})",
+          f'{b_screen.get("width")}x{b_screen.get("height")}' == want_size
+          and all(v == want_size for v in sizes.values()),
+          {"status": {k: b_screen.get(k) for k in ("connector", "width", "height")}, "screendumps": sizes})
 
     # Sound.
     want = result.get("tone_hz", 880)

@@ -2,7 +2,7 @@
 """Boots the QEMU guest of the system test and serves its requests until it powers off.
 
 qemu-system-aarch64 -M virt (TCG), Debian's arm64 kernel, the initramfs of initramfs.py, a
-virtio GPU (640x480: less composing for the emulated CPU), a raw results disk (the guest
+virtio GPU (1920x1080 preferred, with the standard modes below it), a raw results disk (the guest
 writes a tar to it), no network, the serial console on this process's pipes and QMP on a unix
 socket. The guest asks on the console ("@@roomcam <verb> <name> @@"); this side answers
 "ok <name>" once done:
@@ -126,7 +126,7 @@ def main():
     ap.add_argument("--smp", type=int, default=2)
     ap.add_argument("--mem", type=int, default=2048)
     ap.add_argument("--qemu", default="qemu-system-aarch64")
-    ap.add_argument("--display", default="640x480", help="the virtio GPU's mode, WxH")
+    ap.add_argument("--display", default="1920x1080", help="the virtio GPU's preferred mode, WxH")
     a = ap.parse_args()
     try:
         xres, yres = (int(v) for v in a.display.lower().split("x"))
