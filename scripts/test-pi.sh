@@ -67,6 +67,8 @@ if want test; then
   sysroot=$(bash scripts/sysroot.sh arm64 | tail -n1)
   args=()
   for t in $PI_TESTS; do args+=(--test "$t"); done
+  retries="${CARGO_TARGET_DIR:-target}/pi-qemu-retries.txt"
+  : >"$retries"
   run_tests() {
     (
       # shellcheck source=scripts/cross-env.sh
@@ -79,8 +81,6 @@ if want test; then
       cargo test --release --target "$RC_TARGET" --lib "${args[@]}"
     )
   }
-  retries="${CARGO_TARGET_DIR:-target}/pi-qemu-retries.txt"
-  : >"$retries"
   timed "test-aarch64-qemu-user" run_tests
   if [ -s "$retries" ]; then
     say "qemu-user crashed and its test binary was run again:"

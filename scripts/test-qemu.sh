@@ -45,6 +45,8 @@ trap 'rm -rf "$work"' EXIT
 rm -rf "$OUT"
 mkdir -p "$OUT"
 g=scripts/qemu/guest
+# Both are read by check.py too (B's display-mode check).
+export ROOMCAM_QEMU_DISPLAY="${ROOMCAM_QEMU_DISPLAY:-1920x1080}"
 export ROOMCAM_QEMU_B_MODE="${ROOMCAM_QEMU_B_MODE:-640x480}"
 case "$ROOMCAM_QEMU_B_MODE" in
   auto | [0-9]*x[0-9]*) ;;
@@ -61,11 +63,11 @@ echo "test-qemu: guest root $((size / 1048576)) MiB, kernel $kernel; prepared in
 
 rc=0
 python3 scripts/qemu/host.py --kernel "$kernel" --initrd "$work/initramfs.cpio" --out "$OUT" \
-  --display "${ROOMCAM_QEMU_DISPLAY:-1920x1080}" \
+  --display "$ROOMCAM_QEMU_DISPLAY" \
   --timeout "$TIMEOUT" || rc=$?
 if [ "$rc" != 0 ]; then
   echo "test-qemu: the guest did not finish (see $OUT/console.log, $OUT/run.json)" >&2
 fi
-ROOMCAM_QEMU_DISPLAY="${ROOMCAM_QEMU_DISPLAY:-1920x1080}" python3 scripts/qemu/check.py "$OUT" || rc=1
+python3 scripts/qemu/check.py "$OUT" || rc=1
 echo "test-qemu: $(( $(date +%s) - start )) s in all; artifacts in $OUT" >&2
 exit "$rc"

@@ -75,8 +75,7 @@ def tone(path, want_hz):
     if width != 2 or ch != 1:
         return {"error": f"expected mono S16, got {ch} channels of {width * 8} bits"}
     count = len(raw) // 2
-    all_samples = struct.unpack(f"<{count}h", raw[: count * 2])
-    samples = all_samples
+    samples = struct.unpack(f"<{count}h", raw[: count * 2])
     if not samples:
         return {"error": "empty recording"}
     rms = math.sqrt(sum(x * x for x in samples) / len(samples))

@@ -96,15 +96,9 @@ pub fn forward_until(
     what: &str,
     done: impl Fn(&roomcam::media::PlayStats) -> bool,
 ) {
-    let deadline = Instant::now() + HANG_GUARD;
-    while !done(&player.stats()) {
-        assert!(
-            Instant::now() < deadline,
-            "timed out forwarding until {what}: {:?}",
-            player.stats()
-        );
+    until(player, &format!("forwarding until {what}"), done, || {
         forward(rx, player, 1, |_| false);
-    }
+    });
 }
 
 /// Waits (up to the hang guard) until `done` holds for the player's stats.
@@ -113,13 +107,26 @@ pub fn wait_for(
     what: &str,
     done: impl Fn(&roomcam::media::PlayStats) -> bool,
 ) {
+    until(player, &format!("waiting for {what}"), done, || {
+        std::thread::sleep(Duration::from_millis(10))
+    });
+}
+
+/// Runs `step` until `done` holds for the player's stats; past the hang guard, fails saying
+/// what it was `doing` and the stats.
+fn until(
+    player: &PlayPipeline,
+    doing: &str,
+    done: impl Fn(&roomcam::media::PlayStats) -> bool,
+    mut step: impl FnMut(),
+) {
     let deadline = Instant::now() + HANG_GUARD;
     while !done(&player.stats()) {
         assert!(
             Instant::now() < deadline,
-            "timed out waiting for {what}: {:?}",
+            "timed out {doing}: {:?}",
             player.stats()
         );
-        std::thread::sleep(Duration::from_millis(10));
+        step();
     }
 }
